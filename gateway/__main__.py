@@ -1,0 +1,48 @@
+"""`python -m gateway`: serve the gateway with the settings from GATEWAY_* environment variables."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import uvicorn
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
+
+from gateway.app import create_app
+from gateway.registry import ConfigError
+from gateway.settings import Settings
+
+
+def main() -> int:
+    try:
+        settings = Settings()
+        app = create_app(settings)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = "GATEWAY_" + "_".join(str(part) for part in first["loc"]).upper()
+        print(f"gateway: bad setting {field}: {first['msg']}", file=sys.stderr)
+        return 2
+    except SettingsError as exc:
+        print(f"gateway: bad setting: {exc.__cause__ or exc}", file=sys.stderr)
+        return 2
+    except ConfigError as exc:
+        print(f"gateway: bad configuration: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per health probe is noise
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        log_level=settings.log_level,
+        access_log=False,  # per-request logging costs more than the gateway's whole budget; metrics count instead
+        timeout_graceful_shutdown=30,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""The app factory: builds the gateway from settings, wires routes, middleware and error handlers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+
+from gateway import __version__
+from gateway.deps import GatewayState
+from gateway.error_handlers import install_error_handlers
+from gateway.health import HealthProber
+from gateway.metrics import GatewayMetrics
+from gateway.middleware import MetricsMiddleware
+from gateway.registry import load_registry
+from gateway.routes import chat, health, metrics, models
+from gateway.served_models import build_served_models
+from gateway.settings import Settings
+from gateway.upstream import UpstreamClient
+
+
+def create_app(settings: Settings | None = None, *, probe_transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
+    """Build the gateway. Raises ConfigError (naming the file and field) before anything listens."""
+    settings = settings or Settings()
+    registry = load_registry(settings.model_configs_dir, settings.prompts_dir)
+    served = build_served_models(registry, settings)
+    gateway_metrics = GatewayMetrics()
+    state = GatewayState(
+        settings=settings,
+        models=served,
+        upstream=UpstreamClient(settings, gateway_metrics),
+        metrics=gateway_metrics,
+        prober=HealthProber(
+            served,
+            gateway_metrics,
+            interval_s=settings.health_interval_s,
+            timeout_s=settings.health_timeout_s,
+            transport=probe_transport,
+        ),
+        started_at=int(time.time()),
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await state.upstream.start()
+        state.prober.start()
+        try:
+            yield
+        finally:
+            await state.prober.close()
+            await state.upstream.close()
+
+    app = FastAPI(
+        title="VLM gateway",
+        version=__version__,
+        description="OpenAI-compatible gateway in front of per-model vLLM servers: image chat, OCR and layout.",
+        lifespan=lifespan,
+    )
+    app.state.gateway = state
+    for module in (chat, models, health, metrics):
+        app.include_router(module.router)
+    install_error_handlers(app)
+    app.add_middleware(MetricsMiddleware, metrics=gateway_metrics)
+    return app

@@ -1,0 +1,39 @@
+"""FastAPI dependencies: typed access to the app's parts, overridable in tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from gateway.health import HealthProber
+from gateway.metrics import GatewayMetrics
+from gateway.served_models import ServedModel
+from gateway.settings import Settings
+from gateway.upstream import UpstreamClient
+
+
+@dataclass
+class GatewayState:
+    """Everything the routes use, built once by the app factory."""
+
+    settings: Settings
+    models: dict[str, ServedModel]
+    upstream: UpstreamClient
+    metrics: GatewayMetrics
+    prober: HealthProber
+    started_at: int
+
+
+def get_state(request: Request) -> GatewayState:
+    state: GatewayState = request.app.state.gateway
+    return state
+
+
+def get_settings(state: Annotated[GatewayState, Depends(get_state)]) -> Settings:
+    return state.settings
+
+
+StateDep = Annotated[GatewayState, Depends(get_state)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -1,0 +1,108 @@
+"""The gateway's errors and their one mapping to the OpenAI error shape.
+
+    GatewayError                  500 internal_error
+    ├── InvalidRequest            400 invalid_request_error   (names the offending field in `param`)
+    │   └── BodyTooLarge          413 invalid_request_error
+    ├── ModelNotFound             404 invalid_request_error   code model_not_found
+    ├── UpstreamStatusError       the upstream's own status, message, type and param (an upstream 4xx or a
+    │                             5xx left after retries)
+    ├── UpstreamUnavailable       503 service_unavailable     (refused, reset, no healthy replica)
+    ├── UpstreamTimeout           504 timeout
+    └── UpstreamProtocolError     502 bad_gateway             (the upstream answered something that is not
+                                                               vLLM's API, e.g. garbage instead of JSON)
+
+Every error leaves the gateway as `{"error": {"message", "type", "param", "code"}}`; tracebacks stay in
+the log. Code raises these and never returns an error inside a union value.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+
+class GatewayError(Exception):
+    """Base of every error the gateway turns into an OpenAI error response."""
+
+    status_code = 500
+    error_type = "internal_error"
+    code: str | int | None = None
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+    def body(self) -> dict[str, Any]:
+        """The OpenAI error envelope for this error."""
+        return openai_error_body(self.message, self.error_type, self.param, self.code)
+
+
+class InvalidRequest(GatewayError):
+    """The client sent something the gateway cannot accept; `param` names the field."""
+
+    status_code = 400
+    error_type = "invalid_request_error"
+
+
+class BodyTooLarge(InvalidRequest):
+    """The request body is larger than `GATEWAY_MAX_BODY_BYTES`."""
+
+    status_code = 413
+
+
+class ModelNotFound(GatewayError):
+    """The `model` names no model this gateway serves."""
+
+    status_code = 404
+    error_type = "invalid_request_error"
+    code = "model_not_found"
+
+    def __init__(self, model: str) -> None:
+        super().__init__(f"The model `{model}` does not exist.", param="model")
+
+
+class UpstreamStatusError(GatewayError):
+    """The upstream answered with an error status; its status, message, type and param pass through."""
+
+    def __init__(
+        self, status_code: int, message: str, *, error_type: str, param: str | None, code: str | int | None
+    ) -> None:
+        super().__init__(message, param=param)
+        self.status_code = status_code
+        self.error_type = error_type
+        self.code = code
+
+
+class UpstreamUnavailable(GatewayError):
+    """No upstream of the model could be reached."""
+
+    status_code = 503
+    error_type = "service_unavailable"
+
+
+class UpstreamTimeout(GatewayError):
+    """The upstream did not answer within the configured timeout."""
+
+    status_code = 504
+    error_type = "timeout"
+
+
+class UpstreamProtocolError(GatewayError):
+    """The upstream answered, but not in vLLM's API (e.g. a non-JSON body)."""
+
+    status_code = 502
+    error_type = "bad_gateway"
+
+
+def openai_error_body(
+    message: str, error_type: str, param: str | None = None, code: str | int | None = None
+) -> dict[str, Any]:
+    """Build `{"error": {...}}`, the shape OpenAI clients parse."""
+    return {"error": {"message": message, "type": error_type, "param": param, "code": code}}
+
+
+def openai_error_bytes(error: GatewayError) -> bytes:
+    """The error envelope serialised, for places that write raw bytes (SSE events, pure ASGI)."""
+    return orjson.dumps(error.body())

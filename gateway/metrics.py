@@ -1,0 +1,82 @@
+"""The gateway's Prometheus series, kept in a registry of their own per app (tests build several apps).
+
+Label values are bounded: `model` is a served model's name or "none", `route` a route template, never a
+raw path or a client-chosen string.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+)
+
+NO_MODEL = "none"
+# From sub-millisecond gateway answers to multi-minute OCR generations.
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+
+class GatewayMetrics:
+    """Every series the gateway exports."""
+
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        # `*_created` series double the exposition and no dashboard reads them.
+        disable_created_metrics()
+        self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)
+        self.requests = Counter(
+            "gateway_requests",
+            "Requests answered, by model, route template and HTTP status.",
+            ["model", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "gateway_request_duration_seconds",
+            "Time from the request's arrival to the last byte of its answer (whole stream for SSE).",
+            ["model", "route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.stream_first_byte = Histogram(
+            "gateway_stream_first_byte_seconds",
+            "Time from a streaming request's arrival to its first relayed SSE event.",
+            ["model"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "gateway_requests_in_flight",
+            "Requests being answered now.",
+            registry=self.registry,
+        )
+        self.upstream_errors = Counter(
+            "gateway_upstream_errors",
+            "Failed upstream exchanges by kind: connect, timeout, status_4xx, status_5xx, invalid_response, "
+            "stream_broken, stream_error_event.",
+            ["model", "kind"],
+            registry=self.registry,
+        )
+        self.upstream_retries = Counter(
+            "gateway_upstream_retries",
+            "Upstream requests sent again after a retryable failure, by the failure's kind.",
+            ["model", "kind"],
+            registry=self.registry,
+        )
+        self.upstream_healthy = Gauge(
+            "gateway_upstream_healthy",
+            "1 when the upstream's last /health probe answered 200, else 0.",
+            ["model", "upstream"],
+            registry=self.registry,
+        )
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of every series."""
+        return generate_latest(self.registry)

@@ -1,0 +1,145 @@
+"""The model registry: one YAML file per model in `model_configs/`, validated at start-up.
+
+Per-model behaviour lives in these files as data (prompts, sampling, image policy, serving flags,
+architecture numbers for the memory planner); code reads them and never branches on a model's name.
+A bad file stops the gateway with a message naming the file and the field.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from gateway.settings import check_base_url
+
+Task = Literal["chat", "ocr", "layout", "grounding"]
+
+
+class ConfigError(Exception):
+    """A model config (or the settings that refer to it) is invalid; the message says where."""
+
+
+class _Strict(BaseModel):
+    # A misspelt key is a bug in the file, not something to ignore.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SamplingDefaults(_Strict):
+    """Sampling the gateway sends unless the request overrides it within `max_completion_tokens_cap`."""
+
+    temperature: float = Field(ge=0, le=2)
+    top_p: float = Field(gt=0, le=1)
+    max_completion_tokens: int = Field(ge=1)
+    max_completion_tokens_cap: int = Field(ge=1)
+
+    @model_validator(mode="after")
+    def _default_within_cap(self) -> SamplingDefaults:
+        if self.max_completion_tokens > self.max_completion_tokens_cap:
+            raise ValueError("max_completion_tokens must not exceed max_completion_tokens_cap")
+        return self
+
+
+class ImagePolicy(_Strict):
+    """The model's smart-resize policy: sides are multiples of `factor`, area within [min, max] pixels."""
+
+    min_pixels: int = Field(ge=1)
+    max_pixels: int = Field(ge=1)
+    factor: int = Field(ge=1)
+
+    @model_validator(mode="after")
+    def _min_below_max(self) -> ImagePolicy:
+        if self.min_pixels > self.max_pixels:
+            raise ValueError("min_pixels must not exceed max_pixels")
+        return self
+
+
+class Architecture(_Strict):
+    """Numbers the GPU memory planner needs, from the model's config.json."""
+
+    parameters_b: float = Field(gt=0, description="total parameters, billions")
+    vision_parameters_b: float = Field(ge=0, description="vision encoder parameters, billions")
+    layers: int = Field(ge=1)
+    kv_heads: int = Field(ge=1)
+    head_dim: int = Field(ge=1)
+    dtype: Literal["bfloat16", "float16", "float32"]
+    max_position_embeddings: int = Field(ge=1)
+    image_token_pixels: int = Field(ge=1, description="side in pixels of the square one image token covers")
+
+
+class Serving(_Strict):
+    """How to start this model's `vllm serve` (the launchers turn it into an argv)."""
+
+    port: int = Field(ge=1, le=65535)
+    max_model_len: int = Field(ge=1)
+    max_num_seqs: int = Field(ge=1)
+    trust_remote_code: bool = False
+    extra_args: list[str] = Field(default_factory=list)
+
+
+class ModelConfig(_Strict):
+    """One model: identity, what it can do, where it is served and how."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9.\-]*$", description="public name = vLLM --served-model-name")
+    description: str
+    hf_repo: str = Field(pattern=r"^[\w.\-]+/[\w.\-]+$")
+    revision: str = Field(min_length=1)
+    licence: str
+    vllm_supported: bool
+    unsupported_reason: str | None = None
+    tasks: list[Task] = Field(min_length=1)
+    upstreams: list[str] = Field(default_factory=list)
+    api_key_env: str | None = Field(None, description="environment variable holding the upstream's API key")
+    prompts: dict[str, str] = Field(default_factory=dict, description="prompt key -> file under prompts/")
+    sampling: SamplingDefaults
+    image: ImagePolicy
+    architecture: Architecture
+    serving: Serving | None = None
+
+    @field_validator("upstreams")
+    @classmethod
+    def _base_urls(cls, urls: list[str]) -> list[str]:
+        return [check_base_url(url) for url in urls]
+
+    @model_validator(mode="after")
+    def _support_is_explained(self) -> ModelConfig:
+        if self.vllm_supported:
+            if self.serving is None:
+                raise ValueError("a model vLLM serves needs a `serving` section")
+            if not self.upstreams:
+                raise ValueError("a model vLLM serves needs at least one upstream URL")
+        elif not self.unsupported_reason:
+            raise ValueError("vllm_supported is false: say why in `unsupported_reason`")
+        return self
+
+
+def load_model_config(path: Path, prompts_dir: Path) -> ModelConfig:
+    """Read and validate one YAML file; its prompt files must exist."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot be read as YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: must be a YAML mapping, got {type(raw).__name__}")
+    try:
+        config = ModelConfig.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "(file)"
+        raise ConfigError(f"{path}: field `{field}`: {first['msg']}") from exc
+    if config.name != path.stem:
+        raise ConfigError(f"{path}: field `name`: {config.name!r} must match the file name {path.stem!r}")
+    for key, relative in config.prompts.items():
+        if not (prompts_dir / relative).is_file():
+            raise ConfigError(f"{path}: field `prompts.{key}`: no prompt file {prompts_dir / relative}")
+    return config
+
+
+def load_registry(configs_dir: Path, prompts_dir: Path) -> dict[str, ModelConfig]:
+    """Every `*.yaml` in `configs_dir`, by model name."""
+    files = sorted(configs_dir.glob("*.yaml"))
+    if not files:
+        raise ConfigError(f"{configs_dir}: no model configs (*.yaml) found")
+    return {config.name: config for config in (load_model_config(f, prompts_dir) for f in files)}

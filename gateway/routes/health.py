@@ -1,0 +1,35 @@
+"""Liveness (/health: the process answers) and readiness (/ready: every model has a healthy upstream)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from gateway.deps import StateDep
+from gateway.schemas import Liveness, ModelReadiness, Readiness, UpstreamReadiness
+
+router = APIRouter(tags=["Operations"])
+
+
+@router.get("/health", response_model=Liveness)
+async def health() -> Liveness:
+    """The gateway process is up. Touches no upstream, so it is safe for a liveness probe."""
+    return Liveness()
+
+
+@router.get("/ready", response_model=Readiness, responses={503: {"model": Readiness}})
+async def ready(state: StateDep) -> JSONResponse:
+    """200 when every served model has at least one healthy upstream, else 503; per-model detail."""
+    models = {
+        name: ModelReadiness(
+            status="ready" if model.ready else "unavailable",
+            upstreams=[
+                UpstreamReadiness(upstream=i, healthy=upstream.healthy, error=upstream.last_error)
+                for i, upstream in enumerate(model.upstreams)
+            ],
+        )
+        for name, model in state.models.items()
+    }
+    all_ready = all(model.ready for model in state.models.values())
+    body = Readiness(status="ready" if all_ready else "not_ready", models=models)
+    return JSONResponse(body.model_dump(), status_code=200 if all_ready else 503)

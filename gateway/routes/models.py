@@ -1,0 +1,43 @@
+"""GET /v1/models: the OpenAI list of served models, with their tasks and live status."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from gateway.deps import GatewayState, StateDep
+from gateway.errors import ModelNotFound
+from gateway.schemas import ERROR_RESPONSES, ModelCard, ModelList
+from gateway.served_models import ServedModel
+
+router = APIRouter(tags=["OpenAI"])
+
+
+def _card(model: ServedModel, state: GatewayState) -> ModelCard:
+    return ModelCard(
+        id=model.name,
+        created=state.started_at,
+        owned_by=model.config.hf_repo.split("/")[0],
+        tasks=model.config.tasks,
+        status="ready" if model.ready else "unavailable",
+        max_model_len=model.max_model_len,
+    )
+
+
+@router.get("/v1/models", response_model=ModelList, response_model_exclude_none=True)
+async def list_models(state: StateDep) -> ModelList:
+    """Every model this gateway serves; `status` comes from the upstreams' last health probe."""
+    return ModelList(data=[_card(model, state) for model in state.models.values()])
+
+
+@router.get(
+    "/v1/models/{model_id}",
+    response_model=ModelCard,
+    response_model_exclude_none=True,
+    responses={404: ERROR_RESPONSES[404]},
+)
+async def retrieve_model(model_id: str, state: StateDep) -> ModelCard:
+    """One served model."""
+    model = state.models.get(model_id)
+    if model is None:
+        raise ModelNotFound(model_id)
+    return _card(model, state)

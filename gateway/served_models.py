@@ -1,0 +1,99 @@
+"""The models this gateway serves, each with its upstream vLLM servers and what is known of their health.
+
+Built once at start-up from the registry and the settings (`GATEWAY_MODELS`, `GATEWAY_UPSTREAMS`); a name
+or key that does not add up stops the gateway before it listens.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from dataclasses import dataclass, field
+
+from gateway.registry import ConfigError, ModelConfig
+from gateway.settings import Settings
+
+
+@dataclass
+class Upstream:
+    """One OpenAI-compatible server (normally `vllm serve`) and its last observed health."""
+
+    base_url: str  # ends in /v1
+    api_key: str | None = None
+    healthy: bool | None = None  # None until the first probe
+    max_model_len: int | None = None
+    last_error: str | None = None
+
+    @property
+    def root_url(self) -> str:
+        """The server root, where vLLM serves /health and /metrics."""
+        return self.base_url.removesuffix("/v1")
+
+    def auth_headers(self) -> dict[str, str]:
+        """The Authorization header this upstream wants, if it has a key."""
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+
+
+@dataclass
+class ServedModel:
+    """A model the gateway routes to, with its config and replicas."""
+
+    config: ModelConfig
+    upstreams: tuple[Upstream, ...]
+    _turn: itertools.count[int] = field(default_factory=itertools.count, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def ready(self) -> bool:
+        """At least one upstream answered its last health probe."""
+        return any(upstream.healthy for upstream in self.upstreams)
+
+    @property
+    def max_model_len(self) -> int | None:
+        """The context length the upstreams report (the smallest, if replicas disagree)."""
+        lengths = [u.max_model_len for u in self.upstreams if u.max_model_len is not None]
+        return min(lengths) if lengths else None
+
+    def attempt_order(self) -> list[Upstream]:
+        """Upstreams to try for one request: round robin, healthy ones first, unprobed next, failed last."""
+        if len(self.upstreams) == 1:
+            return list(self.upstreams)
+        start = next(self._turn) % len(self.upstreams)
+        rotated = self.upstreams[start:] + self.upstreams[:start]
+        rank = {True: 0, None: 1, False: 2}
+        return sorted(rotated, key=lambda upstream: rank[upstream.healthy])
+
+
+def build_served_models(registry: dict[str, ModelConfig], settings: Settings) -> dict[str, ServedModel]:
+    """Select the served models and resolve their upstream URLs and keys; raise ConfigError on nonsense."""
+    for name in settings.upstreams:
+        if name not in registry:
+            raise ConfigError(f"GATEWAY_UPSTREAMS names {name!r}, which has no file in model_configs/")
+    servable = [name for name, config in registry.items() if config.vllm_supported]
+    chosen = settings.models or servable
+    served: dict[str, ServedModel] = {}
+    for name in chosen:
+        config = registry.get(name)
+        if config is None:
+            raise ConfigError(f"GATEWAY_MODELS names {name!r}, which has no file in model_configs/")
+        if not config.vllm_supported:
+            raise ConfigError(f"GATEWAY_MODELS names {name!r}, which vLLM cannot serve: {config.unsupported_reason}")
+        api_key = _api_key(config)
+        urls = settings.upstreams.get(name, config.upstreams)
+        served[name] = ServedModel(config, tuple(Upstream(url, api_key) for url in urls))
+    return served
+
+
+def _api_key(config: ModelConfig) -> str | None:
+    if config.api_key_env is None:
+        return None
+    key = os.environ.get(config.api_key_env)
+    if not key:
+        raise ConfigError(
+            f"model_configs/{config.name}.yaml: field `api_key_env`: environment variable "
+            f"{config.api_key_env} is not set"
+        )
+    return key

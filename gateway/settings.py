@@ -1,0 +1,81 @@
+"""Gateway settings, read from `GATEWAY_*` environment variables.
+
+Routes reach them through the `get_settings` dependency (see `deps.py`), never through a module global, so a
+test builds its own `Settings(...)` and hands it to `create_app`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Everything an operator can change without editing code."""
+
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", frozen=True)
+
+    host: str = "0.0.0.0"
+    port: int = Field(8000, ge=0, le=65535)
+    log_level: str = "info"
+
+    model_configs_dir: Path = PROJECT_ROOT / "model_configs"
+    prompts_dir: Path = PROJECT_ROOT / "prompts"
+    # Which configured models this gateway serves; empty means every model vLLM can serve. Readiness only
+    # waits for these, so a deployment running two of the six models is still "ready".
+    models: Annotated[list[str], NoDecode] = Field(default_factory=list)  # comma-separated
+    # {"<model>": "<base url>" | ["<url>", ...]}: replaces the upstream base URLs from the model configs.
+    upstreams: dict[str, list[str]] = Field(default_factory=dict)
+
+    # Upstream timeouts, in seconds. `pool` is the wait for a free pooled connection plus the TCP connect;
+    # `read` is the longest silence between two bytes from the upstream (not the whole response, so a long
+    # stream that keeps talking is never cut).
+    connect_timeout_s: float = Field(5.0, gt=0)
+    pool_timeout_s: float = Field(10.0, gt=0)
+    read_timeout_s: float = Field(300.0, gt=0)
+    max_connections_per_upstream: int = Field(1024, ge=1)
+
+    # Retries of connection failures and upstream 502/503, only before any byte reached the client.
+    retry_attempts: int = Field(3, ge=1, le=10)
+    retry_backoff_s: float = Field(0.05, ge=0)
+
+    max_body_bytes: int = Field(50 * 1024 * 1024, ge=1024)
+    health_interval_s: float = Field(5.0, gt=0)
+    health_timeout_s: float = Field(2.0, gt=0)
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value
+
+    @field_validator("upstreams", mode="before")
+    @classmethod
+    def _one_url_or_many(cls, value: Any) -> Any:
+        """Accept `"url"` as shorthand for `["url"]`."""
+        if isinstance(value, dict):
+            return {name: [urls] if isinstance(urls, str) else urls for name, urls in value.items()}
+        return value
+
+    @field_validator("upstreams")
+    @classmethod
+    def _urls_are_base_urls(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for name, urls in value.items():
+            if not urls:
+                raise ValueError(f"model {name!r} has an empty upstream list")
+        return {name: [check_base_url(url) for url in urls] for name, urls in value.items()}
+
+
+def check_base_url(url: str) -> str:
+    """Fail fast on an upstream URL that is not an http(s) base URL ending in /v1, like vLLM's."""
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"upstream URL {url!r} must start with http:// or https://")
+    if not url.rstrip("/").endswith("/v1"):
+        raise ValueError(f"upstream URL {url!r} must be a base URL ending in /v1")
+    return url.rstrip("/")

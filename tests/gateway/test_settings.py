@@ -1,0 +1,86 @@
+import pytest
+from pydantic import ValidationError
+
+from gateway.registry import ConfigError, load_registry
+from gateway.served_models import build_served_models
+from gateway.settings import PROJECT_ROOT, Settings
+
+REGISTRY = load_registry(PROJECT_ROOT / "model_configs", PROJECT_ROOT / "prompts")
+
+
+def test_defaults_listen_on_all_interfaces_port_8000(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("GATEWAY_HOST", "GATEWAY_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings()
+    assert (settings.host, settings.port) == ("0.0.0.0", 8000)
+
+
+def test_environment_is_read_with_the_gateway_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GATEWAY_PORT", "9001")
+    monkeypatch.setenv("GATEWAY_MODELS", "dots-ocr, qwen3-vl-2b")
+    monkeypatch.setenv(
+        "GATEWAY_UPSTREAMS", '{"dots-ocr": "http://a:1/v1", "qwen3-vl-2b": ["http://b:2/v1", "http://c:3/v1/"]}'
+    )
+    settings = Settings()
+    assert settings.port == 9001
+    assert settings.models == ["dots-ocr", "qwen3-vl-2b"]
+    assert settings.upstreams == {"dots-ocr": ["http://a:1/v1"], "qwen3-vl-2b": ["http://b:2/v1", "http://c:3/v1"]}
+
+
+@pytest.mark.parametrize(
+    "upstreams",
+    [{"m": "ftp://a/v1"}, {"m": "http://a:1/"}, {"m": []}],
+)
+def test_bad_upstream_urls_fail_fast(upstreams: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        Settings(upstreams=upstreams)  # type: ignore[arg-type]
+
+
+def test_served_models_default_to_every_model_vllm_can_serve() -> None:
+    served = build_served_models(REGISTRY, Settings())
+    assert set(served) == {"dots-ocr", "qwen3-vl-2b", "qwen2-vl-2b", "phi-3.5-vision"}
+
+
+def test_upstream_override_replaces_the_configured_urls() -> None:
+    settings = Settings(models=["dots-ocr"], upstreams={"dots-ocr": ["http://gpu1:8000/v1", "http://gpu2:8000/v1"]})
+    served = build_served_models(REGISTRY, settings)
+    assert [u.base_url for u in served["dots-ocr"].upstreams] == ["http://gpu1:8000/v1", "http://gpu2:8000/v1"]
+    assert served["dots-ocr"].upstreams[0].root_url == "http://gpu1:8000"
+
+
+@pytest.mark.parametrize(
+    ("settings", "complaint"),
+    [
+        (Settings(models=["nope"]), "GATEWAY_MODELS names 'nope'"),
+        (Settings(models=["moondream2"]), "vLLM cannot serve"),
+        (Settings(upstreams={"nope": ["http://a:1/v1"]}), "GATEWAY_UPSTREAMS names 'nope'"),
+    ],
+)
+def test_names_that_do_not_add_up_fail_fast(settings: Settings, complaint: str) -> None:
+    with pytest.raises(ConfigError, match=complaint):
+        build_served_models(REGISTRY, settings)
+
+
+def test_upstream_api_key_comes_from_the_named_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    config = REGISTRY["qwen2-vl-2b"].model_copy(update={"api_key_env": "QWEN2_KEY"})
+    registry = {**REGISTRY, "qwen2-vl-2b": config}
+    monkeypatch.delenv("QWEN2_KEY", raising=False)
+    with pytest.raises(ConfigError, match="QWEN2_KEY is not set"):
+        build_served_models(registry, Settings(models=["qwen2-vl-2b"]))
+    monkeypatch.setenv("QWEN2_KEY", "sk-upstream")
+    upstream = build_served_models(registry, Settings(models=["qwen2-vl-2b"]))["qwen2-vl-2b"].upstreams[0]
+    assert upstream.auth_headers() == {"Authorization": "Bearer sk-upstream"}
+
+
+def test_attempt_order_rotates_and_puts_failed_replicas_last() -> None:
+    settings = Settings(
+        models=["dots-ocr"], upstreams={"dots-ocr": ["http://a:1/v1", "http://b:1/v1", "http://c:1/v1"]}
+    )
+    model = build_served_models(REGISTRY, settings)["dots-ocr"]
+    firsts = [model.attempt_order()[0].base_url for _ in range(3)]
+    assert sorted(firsts) == ["http://a:1/v1", "http://b:1/v1", "http://c:1/v1"]
+    model.upstreams[0].healthy = False
+    model.upstreams[1].healthy = True
+    for _ in range(3):
+        order = model.attempt_order()
+        assert order[0].base_url == "http://b:1/v1" and order[-1].base_url == "http://a:1/v1"
