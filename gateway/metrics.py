@@ -29,7 +29,7 @@ class GatewayMetrics:
 
     def __init__(self) -> None:
         # `*_created` series double the exposition and no dashboard reads them.
-        disable_created_metrics()
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # prometheus_client leaves it unannotated
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)
         self.requests = Counter(

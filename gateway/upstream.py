@@ -11,6 +11,7 @@ timeout, or a 502/503 from the upstream are retried with backoff (tenacity), mov
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 
 import aiohttp
@@ -81,9 +82,12 @@ class UpstreamClient:
         if attempts < 2:
             raise failure.final
         self._metrics.upstream_retries.labels(model.name, failure.kind).inc()
+        backoff = self._settings.retry_backoff_s
+        await asyncio.sleep(backoff)  # tenacity's first attempt does not wait; the first retry should
         retrying = AsyncRetrying(
             stop=stop_after_attempt(attempts - 1),
-            wait=wait_exponential_jitter(initial=self._settings.retry_backoff_s, max=2.0),
+            # backoff * 2^n plus up to one backoff of jitter, so replicas that failed together are not hit together
+            wait=wait_exponential_jitter(multiplier=backoff, jitter=backoff, max=2.0),
             retry=retry_if_exception_type(_Retryable),
             reraise=True,
         )

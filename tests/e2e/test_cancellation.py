@@ -1,0 +1,57 @@
+"""A client that leaves makes the gateway drop the upstream request, so vLLM frees the sequence's slot."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from launchers.vllm_standin import StandinServer
+from tests.conftest import CHAT_MODEL
+from tests.running_gateway import GatewayServer
+
+HI = [{"role": "user", "content": "hi"}]
+
+
+def _chat_requests(standin: StandinServer) -> list[str]:
+    return [r.outcome for r in standin.state.requests if r.path == "/v1/chat/completions"]
+
+
+def test_leaving_while_vllm_thinks_aborts_the_upstream_request(
+    make_standin: Callable[..., StandinServer], make_gateway: Callable[..., GatewayServer]
+) -> None:
+    slow = make_standin(CHAT_MODEL, latency_s=5.0)
+    gateway = make_gateway({CHAT_MODEL: [slow.base_url]}, read_timeout_s=30)
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(gateway.base_url + "/chat/completions", json={"model": CHAT_MODEL, "messages": HI}, timeout=0.5)
+    assert slow.state.wait_for(lambda: _chat_requests(slow) == ["aborted"], timeout=3.0), _chat_requests(slow)
+    assert slow.state.running == 0
+    # nginx's "client closed request", so dashboards can tell abandoned requests from served ones.
+    metrics = httpx.get(gateway.root_url + "/metrics").text
+    assert 'gateway_requests_total{model="qwen3-vl-2b",route="/v1/chat/completions",status="499"} 1.0' in metrics
+
+
+def test_leaving_mid_stream_aborts_the_upstream_stream(
+    make_standin: Callable[..., StandinServer], make_gateway: Callable[..., GatewayServer]
+) -> None:
+    slow = make_standin(CHAT_MODEL, reply=" ".join(["word"] * 50), tokens_per_s=10)
+    gateway = make_gateway({CHAT_MODEL: [slow.base_url]})
+    body = {"model": CHAT_MODEL, "messages": HI, "stream": True}
+    with httpx.stream("POST", gateway.base_url + "/chat/completions", json=body, timeout=10) as response:
+        first = next(response.iter_raw())
+        assert first.startswith(b"data: ")
+    # Closing the client's stream after one chunk, about 4.5 s before the reply would end.
+    assert slow.state.wait_for(lambda: _chat_requests(slow) == ["aborted"], timeout=3.0), _chat_requests(slow)
+
+
+def test_leaving_before_the_first_token_aborts_the_upstream_stream(
+    make_standin: Callable[..., StandinServer], make_gateway: Callable[..., GatewayServer]
+) -> None:
+    # vLLM sends the 200 and SSE headers at once and then thinks; the gateway relays them and keeps listening.
+    slow = make_standin(CHAT_MODEL, latency_s=5.0)
+    gateway = make_gateway({CHAT_MODEL: [slow.base_url]}, read_timeout_s=30)
+    body = {"model": CHAT_MODEL, "messages": HI, "stream": True}
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(gateway.base_url + "/chat/completions", json=body, timeout=0.5)
+    assert slow.state.wait_for(lambda: _chat_requests(slow) == ["aborted"], timeout=3.0), _chat_requests(slow)
