@@ -26,12 +26,14 @@ class GatewayState:
     started_at: int
 
 
-def get_state(request: Request) -> GatewayState:
+# Async on purpose: FastAPI runs a plain `def` dependency in a worker thread, which costs more than
+# the gateway's whole latency budget.
+async def get_state(request: Request) -> GatewayState:
     state: GatewayState = request.app.state.gateway
     return state
 
 
-def get_settings(state: Annotated[GatewayState, Depends(get_state)]) -> Settings:
+async def get_settings(state: Annotated[GatewayState, Depends(get_state)]) -> Settings:
     return state.settings
 
 

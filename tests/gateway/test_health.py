@@ -44,7 +44,8 @@ async def test_healthy_upstream_reports_its_max_model_len() -> None:
     assert (first.healthy, first.max_model_len, first.last_error) == (True, 32768, None)
     assert (second.healthy, second.max_model_len) == (False, None)
     assert second.last_error == "/health answered HTTP 503"
-    assert model.ready and model.max_model_len == 32768
+    assert model.ready
+    assert model.max_model_len == 32768
     exposition = metrics.render().decode()
     assert 'gateway_upstream_healthy{model="dots-ocr",upstream="http://gpu-a:8000/v1"} 1.0' in exposition
     assert 'gateway_upstream_healthy{model="dots-ocr",upstream="http://gpu-b:8000/v1"} 0.0' in exposition
@@ -76,7 +77,8 @@ async def test_a_model_list_without_this_model_leaves_max_model_len_unknown() ->
         mock.get(url__regex=r"http://gpu-.:8000/v1/models").respond(200, json=_models_body("someone-else", 4096))
         await prober.probe_all()
     await prober.close()
-    assert model.ready and model.max_model_len is None
+    assert model.ready
+    assert model.max_model_len is None
 
 
 async def test_upstream_key_is_sent_when_listing_models() -> None:

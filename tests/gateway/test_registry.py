@@ -16,9 +16,11 @@ def test_the_six_models_load_and_unsupported_ones_say_why() -> None:
     assert {name for name, config in registry.items() if not config.vllm_supported} == {"got-ocr2", "moondream2"}
     for config in registry.values():
         if config.vllm_supported:
-            assert config.serving is not None and config.upstreams
+            assert config.serving is not None
+            assert config.upstreams
         else:
-            assert config.unsupported_reason and "vLLM" in config.unsupported_reason
+            assert config.unsupported_reason
+            assert "vLLM" in config.unsupported_reason
 
 
 def test_dots_ocr_carries_the_official_serving_and_sampling_facts() -> None:
@@ -82,7 +84,7 @@ def test_name_must_match_the_file(tmp_path: Path) -> None:
 
 def test_prompt_files_must_exist(tmp_path: Path) -> None:
     path = _write(tmp_path, "qwen2-vl-2b", {"prompts": {"ocr": "qwen2-vl-2b/missing.txt"}})
-    with pytest.raises(ConfigError, match="field `prompts.ocr`"):
+    with pytest.raises(ConfigError, match=r"field `prompts\.ocr`"):
         load_model_config(path, PROMPTS)
 
 

@@ -83,4 +83,5 @@ def test_attempt_order_rotates_and_puts_failed_replicas_last() -> None:
     model.upstreams[1].healthy = True
     for _ in range(3):
         order = model.attempt_order()
-        assert order[0].base_url == "http://b:1/v1" and order[-1].base_url == "http://a:1/v1"
+        assert order[0].base_url == "http://b:1/v1"
+        assert order[-1].base_url == "http://a:1/v1"

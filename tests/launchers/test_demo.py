@@ -1,0 +1,54 @@
+"""`make demo` brings up the gateway in front of simulated models, and stops cleanly."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import openai
+
+from gateway.settings import PROJECT_ROOT
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_demo_serves_every_servable_model_and_stops_on_sigterm() -> None:
+    port = _free_port()
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "launchers.demo", "--port", str(port), "--free-ports", "--tokens-per-s", "0"],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "the demo did not become ready"
+            assert demo.poll() is None, "the demo exited early"
+            time.sleep(0.2)
+        with openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0) as client:
+            models = {m.id for m in client.models.list().data}
+            answer = client.chat.completions.create(model="dots-ocr", messages=[{"role": "user", "content": "hi"}])
+        assert models == {"dots-ocr", "qwen3-vl-2b", "qwen2-vl-2b", "phi-3.5-vision"}
+        assert "SIMULATED" in (answer.choices[0].message.content or "")
+    finally:
+        demo.send_signal(signal.SIGTERM)
+        output = demo.communicate(timeout=20)[0].decode()
+    assert demo.returncode == 0, output
+    assert "SIMULATED DEMO" in output
+    # Everything it started is gone: the gateway port no longer answers.
+    with socket.socket() as sock:
+        assert sock.connect_ex(("127.0.0.1", port)) != 0
