@@ -15,8 +15,10 @@ from gateway.error_handlers import install_error_handlers
 from gateway.health import HealthProber
 from gateway.metrics import GatewayMetrics
 from gateway.middleware import MetricsMiddleware
+from gateway.openapi import install_openapi
 from gateway.registry import load_registry
 from gateway.routes import chat, health, metrics, models
+from gateway.routes.bare import BareASGIRoute
 from gateway.served_models import build_served_models
 from gateway.settings import Settings
 from gateway.upstream import UpstreamClient
@@ -60,8 +62,10 @@ def create_app(settings: Settings | None = None, *, probe_transport: httpx.Async
         lifespan=lifespan,
     )
     app.state.gateway = state
-    for module in (chat, models, health, metrics):
+    app.router.routes.append(BareASGIRoute(chat.PATH, chat.ChatCompletionsEndpoint(state), methods=["POST"]))
+    for module in (models, health, metrics):
         app.include_router(module.router)
+    install_openapi(app)
     install_error_handlers(app)
     app.add_middleware(MetricsMiddleware, metrics=gateway_metrics)
     return app

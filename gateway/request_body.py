@@ -1,25 +1,39 @@
-"""Reading a request body with a size limit, refusing early when the client announces too much."""
+"""Reading an ASGI request body with a size limit, refusing early when the client announces too much."""
 
 from __future__ import annotations
 
-from starlette.requests import Request
+from starlette.types import Receive, Scope
 
+from gateway.disconnect import ClientDisconnected
 from gateway.errors import BodyTooLarge, InvalidRequest
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+def header(scope: Scope, name: bytes) -> bytes | None:
+    """The first value of a request header (`name` in lower case), straight from the ASGI scope."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
+    return None
+
+
+async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
     """The whole body, or BodyTooLarge as soon as it is known to exceed `limit` bytes."""
-    declared = request.headers.get("content-length")
+    declared = header(scope, b"content-length")
     if declared is not None:
         if not declared.isdigit():
             raise InvalidRequest("the Content-Length header is not a number")
         if int(declared) > limit:
-            raise BodyTooLarge(f"the request body ({declared} bytes) exceeds the limit of {limit} bytes")
+            raise BodyTooLarge(f"the request body ({int(declared)} bytes) exceeds the limit of {limit} bytes")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected()
+        chunk: bytes = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise BodyTooLarge(f"the request body exceeds the limit of {limit} bytes")
         chunks.append(chunk)
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)

@@ -82,14 +82,14 @@ class Liveness(BaseModel):
     status: Literal["ok"] = "ok"
 
 
+ERROR_DESCRIPTIONS: dict[int, str] = {
+    400: "invalid request (the message names the field)",
+    404: "unknown model",
+    413: "request body too large",
+    502: "the upstream answered something that is not vLLM's API",
+    503: "no upstream of the model is reachable",
+    504: "the upstream timed out",
+}
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorResponse, "description": description}
-    for status, description in {
-        400: "invalid request (the message names the field)",
-        404: "unknown model",
-        413: "request body too large",
-        502: "the upstream answered something that is not vLLM's API",
-        503: "no upstream of the model is reachable",
-        504: "the upstream timed out",
-    }.items()
+    status: {"model": ErrorResponse, "description": description} for status, description in ERROR_DESCRIPTIONS.items()
 }

@@ -1,4 +1,10 @@
-"""POST /v1/chat/completions: route by `model`, forward the client's bytes, relay the answer."""
+"""POST /v1/chat/completions: route by `model`, forward the client's bytes, relay the answer.
+
+This is the hot path, so it is a bare ASGI app rather than a FastAPI path operation: FastAPI's request
+object and dependency solving cost more per request than the gateway's whole latency budget (see
+docs/architecture.md). Errors are still raised as GatewayError and rendered by the app's one set of
+handlers; `gateway/openapi.py` documents the route.
+"""
 
 from __future__ import annotations
 
@@ -6,67 +12,62 @@ import time
 
 import aiohttp
 import orjson
-from fastapi import APIRouter, Request
-from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from gateway.chat_request import inspect_chat_request
-from gateway.deps import StateDep
+from gateway.deps import GatewayState
 from gateway.disconnect import run_unless_disconnected
 from gateway.errors import ModelNotFound, UpstreamProtocolError, UpstreamTimeout
 from gateway.metrics import GatewayMetrics
-from gateway.request_body import read_body
-from gateway.schemas import ERROR_RESPONSES, ChatCompletionRequest
+from gateway.request_body import header, read_body
 from gateway.served_models import ServedModel
 from gateway.sse_relay import SSERelayResponse
 from gateway.upstream import UpstreamClient
 
-router = APIRouter(tags=["OpenAI"])
-
+PATH = "/v1/chat/completions"
 _UPSTREAM_PATH = "/chat/completions"
-_OPENAPI_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/json": {"schema": ChatCompletionRequest.model_json_schema()}},
-    }
-}
 
 
-@router.post(
-    "/v1/chat/completions",
-    summary="Chat with a vision-language model (OpenAI-compatible, streaming or not)",
-    openapi_extra=_OPENAPI_BODY,
-    responses={
-        200: {
-            "description": "a chat.completion object, or an SSE stream of chat.completion.chunk events",
-            "content": {"application/json": {}, "text/event-stream": {}},
-        },
-        **ERROR_RESPONSES,
-    },
-)
-async def create_chat_completion(request: Request, state: StateDep) -> Response:
-    started = time.perf_counter()
-    body = await read_body(request, state.settings.max_body_bytes)
-    info = inspect_chat_request(body)
-    model = state.models.get(info.model)
-    if model is None:
-        raise ModelNotFound(info.model)
-    request.state.model = model.name
-    headers = {"Content-Type": "application/json"}
-    request_id = request.headers.get("x-request-id")
-    if request_id:
-        headers["X-Request-Id"] = request_id
-    if info.stream:
-        upstream = await run_unless_disconnected(
-            request.receive, state.upstream.open_response(model, _UPSTREAM_PATH, body, headers)
+class ChatCompletionsEndpoint:
+    """The ASGI app behind POST /v1/chat/completions."""
+
+    def __init__(self, state: GatewayState) -> None:
+        self._state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        state = self._state
+        body = await read_body(scope, receive, state.settings.max_body_bytes)
+        info = inspect_chat_request(body)
+        model = state.models.get(info.model)
+        if model is None:
+            raise ModelNotFound(info.model)
+        scope["state"]["model"] = model.name  # read by MetricsMiddleware
+        headers = {"Content-Type": "application/json"}
+        request_id = header(scope, b"x-request-id")
+        if request_id:
+            headers["X-Request-Id"] = request_id.decode("latin-1")
+        if info.stream:
+            upstream = await run_unless_disconnected(
+                receive, state.upstream.open_response(model, _UPSTREAM_PATH, body, headers)
+            )
+            if not upstream.content_type.startswith("text/event-stream"):
+                upstream.close()
+                raise UpstreamProtocolError(f"model {model.name}: asked for a stream, got {upstream.content_type}")
+            relay = SSERelayResponse(upstream, model=model.name, metrics=state.metrics, started=started)
+            await relay(scope, receive, send)
+            return
+        answer = await run_unless_disconnected(
+            receive, _fetch_completion(state.upstream, model, body, headers, state.metrics)
         )
-        if not upstream.content_type.startswith("text/event-stream"):
-            upstream.close()
-            raise UpstreamProtocolError(f"model {model.name}: asked for a stream, got {upstream.content_type}")
-        return SSERelayResponse(upstream, model=model.name, metrics=state.metrics, started=started)
-    answer = await run_unless_disconnected(
-        request.receive, _fetch_completion(state.upstream, model, body, headers, state.metrics)
-    )
-    return Response(answer, media_type="application/json")
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(answer))],
+            }
+        )
+        await send({"type": "http.response.body", "body": answer})
 
 
 async def _fetch_completion(

@@ -82,4 +82,8 @@ def test_docs_page_and_openapi_describe_every_endpoint(gateway: GatewayServer) -
         spec["paths"]
     )
     chat = spec["paths"]["/v1/chat/completions"]["post"]
-    assert "messages" in chat["requestBody"]["content"]["application/json"]["schema"]["properties"]
+    reference = chat["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    request_schema = spec["components"]["schemas"][reference.rsplit("/", 1)[-1]]
+    assert {"model", "messages"} <= set(request_schema["required"])
+    error_reference = chat["responses"]["404"]["content"]["application/json"]["schema"]["$ref"]
+    assert error_reference.rsplit("/", 1)[-1] in spec["components"]["schemas"]

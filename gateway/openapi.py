@@ -1,0 +1,50 @@
+"""The OpenAPI document, with the chat route added by hand (it is a bare ASGI route, see routes/chat.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from gateway.routes import chat
+from gateway.schemas import ERROR_DESCRIPTIONS, ChatCompletionRequest
+
+
+def install_openapi(app: FastAPI) -> None:
+    """Make `app.openapi()` include POST /v1/chat/completions."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components["ChatCompletionRequest"] = ChatCompletionRequest.model_json_schema()
+            schema["paths"][chat.PATH] = {"post": _chat_operation()}
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _chat_operation() -> dict[str, Any]:
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}
+    responses: dict[str, Any] = {
+        "200": {
+            "description": "a chat.completion object, or with `stream: true` an SSE stream of "
+            "chat.completion.chunk events ending with `data: [DONE]`",
+            "content": {"application/json": {"schema": {"type": "object"}}, "text/event-stream": {}},
+        }
+    }
+    responses.update(
+        {str(status): {"description": text, "content": error} for status, text in ERROR_DESCRIPTIONS.items()}
+    )
+    return {
+        "tags": ["OpenAI"],
+        "summary": "Chat with a vision-language model (OpenAI-compatible, streaming or not)",
+        "operationId": "create_chat_completion",
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ChatCompletionRequest"}}},
+        },
+        "responses": responses,
+    }
