@@ -1,15 +1,19 @@
-"""The one place where exceptions become HTTP responses in the OpenAI error shape."""
+"""The one place where exceptions become HTTP responses in the OpenAI error shape.
+
+`render_error` decides status and body for every exception; the FastAPI handlers and the hot path's
+`ErrorBoundary` (which runs outside FastAPI's exception middleware) both use it.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.disconnect import ClientDisconnected
 from gateway.errors import GatewayError, InvalidRequest, openai_error_body, openai_error_bytes
@@ -20,49 +24,64 @@ log = logging.getLogger(__name__)
 CLIENT_CLOSED_REQUEST = 499
 
 
-def _json(status_code: int, body: bytes, headers: Mapping[str, str] | None = None) -> Response:
-    return Response(body, status_code=status_code, media_type="application/json", headers=headers)
-
-
-async def _gateway_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, GatewayError)
-    if exc.status_code >= 500:
-        log.warning("%s %s -> %d: %s", request.method, request.url.path, exc.status_code, exc.message)
-    return _json(exc.status_code, openai_error_bytes(exc))
-
-
-async def _validation_error(request: Request, exc: Exception) -> Response:
-    # Like vLLM, a malformed request is a 400 naming the field, not FastAPI's 422.
-    assert isinstance(exc, RequestValidationError)
-    first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
-    field = ".".join(str(part) for part in first["loc"] if part not in ("body", "query", "path"))
-    error = InvalidRequest(f"`{field or 'request'}`: {first['msg']}", param=field or None)
-    return _json(error.status_code, openai_error_bytes(error))
-
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    error_type = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
-    message = f"{request.method} {request.url.path}: {exc.detail}"
-    body = openai_error_body(message, error_type)
-    return _json(exc.status_code, orjson.dumps(body), headers=exc.headers)
-
-
-async def _client_disconnected(request: Request, exc: Exception) -> Response:
-    return Response(status_code=CLIENT_CLOSED_REQUEST)
-
-
-async def _unexpected(request: Request, exc: Exception) -> Response:
+def render_error(method: str, path: str, exc: Exception) -> tuple[int, bytes]:
+    """Status and OpenAI error body for any exception; unexpected ones are logged with their traceback."""
+    if isinstance(exc, GatewayError):
+        if exc.status_code >= 500:
+            log.warning("%s %s -> %d: %s", method, path, exc.status_code, exc.message)
+        return exc.status_code, openai_error_bytes(exc)
+    if isinstance(exc, ClientDisconnected):
+        return CLIENT_CLOSED_REQUEST, b""
+    if isinstance(exc, RequestValidationError):
+        # Like vLLM, a malformed request is a 400 naming the field, not FastAPI's 422.
+        errors = exc.errors()
+        first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+        field = ".".join(str(part) for part in first["loc"] if part not in ("body", "query", "path"))
+        error = InvalidRequest(f"`{field or 'request'}`: {first['msg']}", param=field or None)
+        return error.status_code, openai_error_bytes(error)
+    if isinstance(exc, HTTPException):
+        error_type = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
+        return exc.status_code, orjson.dumps(openai_error_body(f"{method} {path}: {exc.detail}", error_type))
     # The traceback goes to the log, never to the client.
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
-    body = openai_error_body("internal error in the gateway; see its log", "internal_error")
-    return _json(500, orjson.dumps(body))
+    log.error("unhandled error on %s %s", method, path, exc_info=exc)
+    return 500, orjson.dumps(openai_error_body("internal error in the gateway; see its log", "internal_error"))
+
+
+async def _handle(request: Request, exc: Exception) -> Response:
+    status, body = render_error(request.method, request.url.path, exc)
+    headers = exc.headers if isinstance(exc, HTTPException) else None
+    return Response(body, status_code=status, media_type="application/json" if body else None, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Register every handler; call once from the app factory."""
-    app.add_exception_handler(GatewayError, _gateway_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(HTTPException, _http_error)
-    app.add_exception_handler(ClientDisconnected, _client_disconnected)
-    app.add_exception_handler(Exception, _unexpected)
+    """Register the handlers for every exception type; call once from the app factory."""
+    for exc_type in (GatewayError, RequestValidationError, HTTPException, ClientDisconnected, Exception):
+        app.add_exception_handler(exc_type, _handle)
+
+
+class ErrorBoundary:
+    """Pure ASGI: renders an exception from `app` as an error response, for apps served outside FastAPI."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if started:
+                # Too late for an error response; the stream handlers end streams properly themselves.
+                if not isinstance(exc, ClientDisconnected):
+                    log.error("error after the response started on %s", scope["path"], exc_info=exc)
+                return
+            status, body = render_error(scope["method"], scope["path"], exc)
+            headers = [(b"content-type", b"application/json")] if body else []
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})

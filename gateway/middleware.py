@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.metrics import NO_MODEL, GatewayMetrics
@@ -12,9 +13,10 @@ from gateway.metrics import NO_MODEL, GatewayMetrics
 class MetricsMiddleware:
     """Counts every HTTP request by model, route template and status, and times it to its last byte."""
 
-    def __init__(self, app: ASGIApp, metrics: GatewayMetrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: GatewayMetrics, route: BaseRoute | None = None) -> None:
         self.app = app
         self.metrics = metrics
+        self.route = route  # known in advance when this wraps one route's app; else read after routing
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -38,7 +40,7 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_with_status)
         finally:
             metrics.in_flight.dec()
-            route = scope.get("route")
+            route = self.route or scope.get("route")
             template = getattr(route, "path", "unmatched")
             model = state.get("model", NO_MODEL)
             metrics.requests.labels(model, template, str(status)).inc()

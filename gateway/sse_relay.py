@@ -9,14 +9,13 @@ response is closed, which makes vLLM abort the sequence.
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import aiohttp
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from gateway.disconnect import wait_for_disconnect
+from gateway.disconnect import run_unless_disconnected
 from gateway.errors import GatewayError, UpstreamProtocolError, UpstreamTimeout, openai_error_bytes
 from gateway.metrics import GatewayMetrics
 
@@ -45,15 +44,11 @@ class SSERelayResponse(Response):
         self._started = started
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        relay = asyncio.ensure_future(self._relay(send))
-        watcher = asyncio.ensure_future(wait_for_disconnect(receive))
         try:
-            await asyncio.wait((relay, watcher), return_when=asyncio.FIRST_COMPLETED)
+            await run_unless_disconnected(receive, self._relay(send))
         finally:
-            for task in (relay, watcher):
-                task.cancel()
-            await asyncio.gather(relay, watcher, return_exceptions=True)
-            # Closing (not releasing) drops the connection: vLLM sees the disconnect and aborts.
+            # Closing (not releasing) drops the connection: vLLM sees the disconnect and aborts. After a
+            # complete stream the connection was already released to the pool and this does nothing.
             self._upstream.close()
 
     async def _relay(self, send: Send) -> None:

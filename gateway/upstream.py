@@ -111,7 +111,7 @@ class UpstreamClient:
     ) -> aiohttp.ClientResponse:
         assert self._session is not None, "UpstreamClient.start() was not awaited"
         url = upstream.base_url + path
-        request_headers = {**headers, **upstream.auth_headers()}
+        request_headers = {**headers, **upstream.auth_headers()} if upstream.api_key else headers
         errors = self._metrics.upstream_errors
         try:
             response = await self._session.post(url, data=body, headers=request_headers)

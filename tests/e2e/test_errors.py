@@ -113,8 +113,12 @@ def test_upstream_503_is_retried_transparently(gateway: GatewayServer, standin: 
     standin.state.faults.fail_next = 2
     response = _post(gateway, {"model": CHAT_MODEL, "messages": HI})
     assert response.status_code == 200
-    chat_requests = [r for r in standin.state.requests if r.path == "/v1/chat/completions"]
-    assert [r.status for r in chat_requests] == [503, 503, 200]
+
+    def statuses() -> list[int | None]:
+        return [r.status for r in standin.state.requests if r.path == "/v1/chat/completions"]
+
+    # The stand-in files its record just after the last byte left, so give it a moment.
+    assert standin.state.wait_for(lambda: statuses() == [503, 503, 200], timeout=2.0), statuses()
     metrics = httpx.get(gateway.root_url + "/metrics").text
     assert 'gateway_upstream_retries_total{kind="status_503",model="qwen3-vl-2b"} 2.0' in metrics
 
@@ -171,7 +175,9 @@ def test_upstream_api_key_is_sent_and_a_wrong_one_is_a_502(
     response = _post(gateway, {"model": CHAT_MODEL, "messages": HI}, authorization="Bearer client-key")
     assert response.status_code == 200
     # The upstream gets the gateway's key, never the client's.
-    assert [r for r in guarded.state.requests if r.status == 200][-1].headers["authorization"] == "Bearer sk-upstream"
+    assert guarded.state.wait_for(lambda: any(r.status == 200 for r in guarded.state.requests), timeout=2.0)
+    served = [r for r in guarded.state.requests if r.status == 200][-1]
+    assert served.headers["authorization"] == "Bearer sk-upstream"
 
 
 def test_mid_stream_error_event_reaches_the_sdk(gateway: GatewayServer, standin: StandinServer) -> None:
