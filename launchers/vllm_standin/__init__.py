@@ -1,8 +1,9 @@
 """A faithful vLLM stand-in: vLLM's OpenAI-compatible HTTP API without a GPU or a model.
 
 Used by the gateway's end-to-end tests, `make demo` and benchmarks. Shapes, SSE framing, error
-bodies, `/v1/models`, `/health` and `/metrics` follow shared/reference/vllm.md §3-§4; replies,
-token counts and timings are simulated. Test-control routes live under `/_standin/`.
+bodies, `/v1/models`, `/health` and `/metrics` follow vLLM's own (vllm/entrypoints/openai/*/protocol.py,
+vllm/v1/metrics/loggers.py); replies, token counts and timings are simulated.
+Test-control routes live under `/_standin/`.
 """
 
 from .app import create_standin_app

@@ -1,4 +1,6 @@
-"""Builders of the exact JSON bodies vLLM sends (shared/reference/vllm.md §3.2, §4).
+"""Builders of the exact JSON bodies vLLM (v0.10.1 and later) sends.
+
+Sources: vllm/entrypoints/openai/chat_completion/protocol.py and engine/protocol.py.
 
 Key order follows vLLM's pydantic models, so byte-level comparisons with a real server line up.
 """

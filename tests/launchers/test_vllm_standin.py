@@ -1,4 +1,4 @@
-"""The vLLM stand-in speaks vLLM's OpenAI-compatible API (shared/reference/vllm.md §3-§4).
+"""The vLLM stand-in speaks vLLM's OpenAI-compatible API (vllm/entrypoints/openai, vllm/v1/metrics).
 
 Behaviour users see goes through real HTTP: the official `openai` SDK, and raw httpx where the
 bytes themselves are the specification (SSE framing, error bodies).
