@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -67,6 +68,10 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await state.upstream.start()
         state.prober.start()
+        # Everything built so far (FastAPI, pydantic, the registry) lives for the whole process: moving it out
+        # of the collector's reach keeps full collections short, which showed as tens of ms at p99 under load.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
