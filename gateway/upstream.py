@@ -12,6 +12,7 @@ timeout, or a 502/503 from the upstream are retried with backoff (tenacity), mov
 from __future__ import annotations
 
 import asyncio
+import warnings
 from collections.abc import Mapping
 
 import aiohttp
@@ -33,6 +34,20 @@ class _Retryable(Exception):
         super().__init__(final.message)
         self.kind = kind
         self.final = final  # what the client gets if no attempt succeeds
+
+
+def _payload(body: bytes) -> bytes | aiohttp.BytesPayload:
+    """The body as aiohttp should send it.
+
+    aiohttp warns (ResourceWarning) about bytes over 1 MB, suggesting a BytesIO so it can send in chunks.
+    The body is already in memory and the transport buffers the write without blocking the loop, so
+    chunking would only add a copy and a drain per chunk: build the payload with the advice silenced.
+    """
+    if len(body) <= aiohttp.payload.TOO_LARGE_BYTES_BODY:
+        return body
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        return aiohttp.BytesPayload(body, content_type="application/json")
 
 
 class UpstreamClient:
@@ -114,7 +129,7 @@ class UpstreamClient:
         request_headers = {**headers, **upstream.auth_headers()} if upstream.api_key else headers
         errors = self._metrics.upstream_errors
         try:
-            response = await self._session.post(url, data=body, headers=request_headers)
+            response = await self._session.post(url, data=_payload(body), headers=request_headers)
         except aiohttp.ConnectionTimeoutError as exc:
             errors.labels(model.name, "connect").inc()
             raise _Retryable("connect", UpstreamTimeout(f"model {model.name}: connecting timed out")) from exc

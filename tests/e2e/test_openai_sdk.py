@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import io
+import os
 import time
 
 import openai
 import pytest
+from PIL import Image
 
 from launchers.vllm_standin import RecordedRequest, StandinServer
 from tests.conftest import CHAT_MODEL
@@ -145,3 +149,15 @@ def test_time_is_not_lost_on_the_way(gateway: GatewayServer) -> None:
         for _ in range(20):
             client.chat.completions.create(model=CHAT_MODEL, messages=[{"role": "user", "content": "hi"}])
     assert time.monotonic() - started < 20
+
+
+def test_a_multi_megabyte_image_is_forwarded_whole(gateway: GatewayServer, standin: StandinServer) -> None:
+    # Random pixels do not compress: about 3 MB of PNG, 4 MB of base64.
+    buffer = io.BytesIO()
+    Image.frombytes("RGB", (1024, 1024), os.urandom(1024 * 1024 * 3)).save(buffer, format="PNG", compress_level=1)
+    url = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    body = chat_with_image(CHAT_MODEL, url)
+    with _client(gateway) as client:
+        completion = client.chat.completions.create(model=CHAT_MODEL, messages=body["messages"])  # type: ignore[arg-type]
+    assert completion.choices[0].message.content == standin.config.reply
+    assert _last_chat_request(standin).body["messages"][0]["content"][0]["image_url"]["url"] == url  # type: ignore[index]
