@@ -36,6 +36,7 @@ demo: install
 # Direct-to-upstream vs through-the-gateway, side by side; needs wrk (apt-get install wrk).
 bench: install
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.document_cpu
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info

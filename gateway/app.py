@@ -18,7 +18,7 @@ from gateway.metrics import GatewayMetrics
 from gateway.middleware import MetricsMiddleware
 from gateway.openapi import install_openapi
 from gateway.registry import load_registry
-from gateway.routes import chat, health, metrics, models
+from gateway.routes import chat, documents, health, metrics, models
 from gateway.routes.bare import BareASGIRoute
 from gateway.served_models import build_served_models
 from gateway.settings import Settings
@@ -83,13 +83,14 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
         version=__version__,
         description="OpenAI-compatible gateway in front of per-model vLLM servers: image chat, OCR and layout.",
         lifespan=lifespan,
+        max_body_size=settings.max_body_bytes,  # FastAPI's routes; the chat hot path checks its own
     )
     app.state.gateway = state
     chat_endpoint = chat.ChatCompletionsEndpoint(state)
     # Registered for routing (a GET gets 405) and the route label; POSTs take the hot path below.
     chat_route = BareASGIRoute(chat.PATH, chat_endpoint, methods=["POST"])
     app.router.routes.append(chat_route)
-    for module in (models, health, metrics):
+    for module in (models, documents, health, metrics):
         app.include_router(module.router)
     install_openapi(app)
     install_error_handlers(app)

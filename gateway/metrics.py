@@ -77,6 +77,38 @@ class GatewayMetrics:
             registry=self.registry,
         )
 
+        self.pages = Counter(
+            "gateway_pages",
+            "Document pages answered, by model, task (ocr, layout) and status (ok, repaired, degraded).",
+            ["model", "task", "status"],
+            registry=self.registry,
+        )
+        self.page_attempts = Histogram(
+            "gateway_page_attempts",
+            "Model calls a document page took (retries with a rising temperature after invalid output).",
+            ["model", "task"],
+            buckets=(1, 2, 3, 4, 6),
+            registry=self.registry,
+        )
+        self.layout_repairs = Counter(
+            "gateway_layout_repairs",
+            "Repairs made to layout output, by kind (truncated_tail, missing_comma, duplicate, repetition_loop...).",
+            ["model", "kind"],
+            registry=self.registry,
+        )
+        self.layout_dropped = Counter(
+            "gateway_layout_dropped_elements",
+            "Layout elements dropped as invalid, by reason.",
+            ["model", "reason"],
+            registry=self.registry,
+        )
+        self.output_tokens = Counter(
+            "gateway_output_tokens",
+            "Completion tokens the models generated for document tasks.",
+            ["model", "task"],
+            registry=self.registry,
+        )
+
     def render(self) -> bytes:
         """The Prometheus text exposition of every series."""
         return generate_latest(self.registry)

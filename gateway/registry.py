@@ -16,6 +16,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from gateway.settings import check_base_url
 
 Task = Literal["chat", "ocr", "layout", "grounding"]
+PromptKey = Literal["layout_all", "layout_detect", "ocr", "grounding"]
+# The prompts a task cannot run without.
+_TASK_PROMPTS: dict[str, tuple[str, ...]] = {
+    "ocr": ("ocr",),
+    "layout": ("layout_all", "layout_detect"),
+    "grounding": ("grounding",),
+}
 
 
 class ConfigError(Exception):
@@ -34,6 +41,15 @@ class SamplingDefaults(_Strict):
     top_p: float = Field(gt=0, le=1)
     max_completion_tokens: int = Field(ge=1)
     max_completion_tokens_cap: int = Field(ge=1)
+    # Temperatures for the second, third... attempt at a document page whose output stayed invalid.
+    retry_temperatures: list[float] = Field(default_factory=list, max_length=5)
+
+    @field_validator("retry_temperatures")
+    @classmethod
+    def _temperatures_in_range(cls, values: list[float]) -> list[float]:
+        if any(not 0 <= value <= 2 for value in values):
+            raise ValueError("every retry temperature must be within [0, 2]")
+        return values
 
     @model_validator(mode="after")
     def _default_within_cap(self) -> SamplingDefaults:
@@ -92,7 +108,11 @@ class ModelConfig(_Strict):
     tasks: list[Task] = Field(min_length=1)
     upstreams: list[str] = Field(default_factory=list)
     api_key_env: str | None = Field(None, description="environment variable holding the upstream's API key")
-    prompts: dict[str, str] = Field(default_factory=dict, description="prompt key -> file under prompts/")
+    prompts: dict[PromptKey, str] = Field(default_factory=dict, description="prompt key -> file under prompts/")
+    prompt_prefix: str = Field("", description="text sent before every document prompt (dots.ocr: its image tokens)")
+    grounding_box_format: str | None = Field(
+        None, description="how a box is appended to the grounding prompt, e.g. '[{x1}, {y1}, {x2}, {y2}]'"
+    )
     sampling: SamplingDefaults
     image: ImagePolicy
     architecture: Architecture
@@ -112,6 +132,12 @@ class ModelConfig(_Strict):
                 raise ValueError("a model vLLM serves needs at least one upstream URL")
         elif not self.unsupported_reason:
             raise ValueError("vllm_supported is false: say why in `unsupported_reason`")
+        for task in self.tasks:
+            missing = [key for key in _TASK_PROMPTS.get(task, ()) if key not in self.prompts]
+            if missing:
+                raise ValueError(f"task {task!r} needs prompts {missing}")
+        if "grounding" in self.tasks and not self.grounding_box_format:
+            raise ValueError("task 'grounding' needs `grounding_box_format`")
         return self
 
 

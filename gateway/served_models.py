@@ -9,8 +9,9 @@ from __future__ import annotations
 import itertools
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from gateway.registry import ConfigError, ModelConfig
+from gateway.registry import ConfigError, ModelConfig, PromptKey
 from gateway.settings import Settings
 
 
@@ -40,6 +41,7 @@ class ServedModel:
 
     config: ModelConfig
     upstreams: tuple[Upstream, ...]
+    prompts: dict[PromptKey, str] = field(default_factory=dict)  # exact texts, read at start-up
     _turn: itertools.count[int] = field(default_factory=itertools.count, repr=False)
 
     @property
@@ -83,8 +85,14 @@ def build_served_models(registry: dict[str, ModelConfig], settings: Settings) ->
             raise ConfigError(f"GATEWAY_MODELS names {name!r}, which vLLM cannot serve: {config.unsupported_reason}")
         api_key = _api_key(config)
         urls = settings.upstreams.get(name, config.upstreams)
-        served[name] = ServedModel(config, tuple(Upstream(url, api_key) for url in urls))
+        prompts = {key: _read_prompt(settings.prompts_dir / path) for key, path in config.prompts.items()}
+        served[name] = ServedModel(config, tuple(Upstream(url, api_key) for url in urls), prompts)
     return served
+
+
+def _read_prompt(path: Path) -> str:
+    # Bytes, not read_text(): the official prompts must reach the model byte for byte, final newline and all.
+    return path.read_bytes().decode("utf-8")
 
 
 def _api_key(config: ModelConfig) -> str | None:

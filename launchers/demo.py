@@ -60,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
             max_model_len = config.serving.max_model_len if config.serving else 8192
             standin_args = ["--host", "127.0.0.1", "--port", str(port), "--model", name, "--root", config.hf_repo]
             standin_args += ["--max-model-len", str(max_model_len), "--tokens-per-s", str(args.tokens_per_s)]
+            if "layout" in config.tasks:  # answer document prompts in the model's own output format
+                standin_args += ["--answers", "dots-ocr"]
             processes.append(_spawn(["-m", "launchers.vllm_standin", *standin_args, "--reply", reply]))
         upstreams = {name: f"http://127.0.0.1:{port}/v1" for name, port in ports.items()}
         gateway_env = {

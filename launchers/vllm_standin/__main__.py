@@ -16,6 +16,7 @@ from aiohttp import web
 
 from .app import create_standin_app
 from .config import DEFAULT_REPLY, StandinConfig
+from .dots_answers import dots_ocr_responder
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,6 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--chunk-tokens", type=int, default=1, help="tokens per streamed chunk")
     parser.add_argument("--api-key", default=None, help="require `Authorization: Bearer KEY` on /v1")
     parser.add_argument("--error-shape", choices=("nested", "flat"), default="nested")
+    parser.add_argument(
+        "--answers",
+        choices=("reply", "dots-ocr"),
+        default="reply",
+        help="dots-ocr: answer document prompts in dots.ocr's output format (layout JSON, Markdown)",
+    )
     return parser
 
 
@@ -60,6 +67,7 @@ def config_from_args(args: argparse.Namespace) -> StandinConfig:
         chunk_tokens=args.chunk_tokens,
         api_key=args.api_key,
         error_shape=args.error_shape,
+        responder=dots_ocr_responder(reply) if args.answers == "dots-ocr" else None,
     )
 
 

@@ -30,7 +30,8 @@ def test_dots_ocr_carries_the_official_serving_and_sampling_facts() -> None:
     assert dots.serving.trust_remote_code
     assert (dots.sampling.temperature, dots.sampling.top_p, dots.sampling.max_completion_tokens) == (0.1, 1.0, 16384)
     assert (dots.image.min_pixels, dots.image.max_pixels, dots.image.factor) == (3136, 11289600, 28)
-    assert set(dots.prompts) == {"layout_all_en", "layout_only_en", "ocr", "grounding_ocr"}
+    assert set(dots.prompts) == {"layout_all", "layout_detect", "ocr", "grounding"}
+    assert dots.prompt_prefix == "<|img|><|imgpad|><|endofimg|>"
 
 
 def _write(tmp_path: Path, name: str, changes: dict[str, object], drop: tuple[str, ...] = ()) -> Path:
@@ -64,6 +65,8 @@ def _write(tmp_path: Path, name: str, changes: dict[str, object], drop: tuple[st
         ({"upstreams": ["http://host:1/api"]}, (), "upstreams"),
         ({"image": {"min_pixels": 10, "max_pixels": 5, "factor": 28}}, (), "image"),
         ({"vllm_supported": False}, (), "(file)"),
+        ({"tasks": ["chat", "layout"]}, (), "(file)"),  # layout without its prompts
+        ({"prompts": {"poetry": "qwen2-vl-2b/ocr.txt"}}, (), "prompts.poetry.[key]"),
     ],
 )
 def test_a_bad_file_is_refused_naming_file_and_field(

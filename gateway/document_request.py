@@ -1,0 +1,142 @@
+"""Reading a document request (/v1/ocr, /v1/layout) from multipart form data or JSON.
+
+Multipart: a `file` part plus form fields. JSON: `image` as a data URL or bare base64, plus the same fields.
+Every problem is an InvalidRequest naming the field.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+
+from gateway.errors import InvalidRequest
+from gateway.request_body import read_body
+
+OutputFormat = Literal["json", "markdown", "csv", "png"]
+Box = tuple[int, int, int, int]
+
+
+class UnsupportedMediaType(InvalidRequest):
+    """The body is neither multipart/form-data nor JSON."""
+
+    status_code = 415
+
+
+class DocumentOptions(BaseModel):
+    """The fields a document request may carry besides the image."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str | None = Field(None, description="a model with the task; default dots-ocr")
+    mode: Literal["all", "detect"] = Field("all", description="layout: boxes, categories and text, or boxes only")
+    format: OutputFormat = "json"
+    bbox: Box | None = Field(None, description="ocr: a region [x1, y1, x2, y2] in original-image pixels")
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    picture_crops: bool = Field(False, description="embed Picture regions in the Markdown as PNG data URLs")
+
+    @field_validator("bbox", mode="before")
+    @classmethod
+    def _box_from_text(cls, value: Any) -> Any:
+        # A form field arrives as text: "[10, 20, 300, 400]" or "10,20,300,400".
+        if isinstance(value, str):
+            text = value.strip().removeprefix("[").removesuffix("]")
+            try:
+                return [int(part) for part in text.split(",")]
+            except ValueError:
+                raise ValueError("must be four integers x1,y1,x2,y2") from None
+        return value
+
+    @field_validator("bbox")
+    @classmethod
+    def _box_is_a_box(cls, value: Box | None) -> Box | None:
+        if value is not None:
+            x1, y1, x2, y2 = value
+            if min(value) < 0 or x1 >= x2 or y1 >= y2:
+                raise ValueError("must satisfy 0 <= x1 < x2 and 0 <= y1 < y2")
+        return value
+
+
+@dataclass(frozen=True)
+class DocumentRequest:
+    """An image (or document) and what to do with it."""
+
+    data: bytes
+    param: str  # where the data came from ("file" or "image"), for error messages
+    options: DocumentOptions
+
+
+async def read_document_request(request: Request, *, max_body_bytes: int) -> DocumentRequest:
+    """Parse the request by its content type; raise InvalidRequest (400/413/415) naming the problem."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "multipart/form-data":
+        return await _from_multipart(request, max_body_bytes)
+    if content_type in ("application/json", ""):
+        body = await read_body(request.scope, request.receive, max_body_bytes)
+        return _from_json(body)
+    raise UnsupportedMediaType(
+        f"unsupported content type {content_type!r}: send multipart/form-data with a `file` part, "
+        "or JSON with an `image` field"
+    )
+
+
+async def _from_multipart(request: Request, max_body_bytes: int) -> DocumentRequest:
+    try:
+        form = await request.form(max_files=1, max_fields=16, max_part_size=64 * 1024)
+    except Exception as exc:  # python-multipart and Starlette raise several types for a malformed body
+        raise InvalidRequest(f"the multipart body cannot be read: {exc}") from None
+    try:
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise InvalidRequest("a multipart request needs a `file` part holding the image", param="file")
+        data = await upload.read(max_body_bytes + 1)
+        if len(data) > max_body_bytes:
+            raise InvalidRequest(f"`file` exceeds the limit of {max_body_bytes} bytes", param="file")
+        fields = {key: value for key, value in form.multi_items() if key != "file"}
+        for key, value in fields.items():
+            if not isinstance(value, str):
+                raise InvalidRequest(f"`{key}` must be a plain form field, not a file", param=key)
+        return DocumentRequest(data, "file", _options(fields))
+    finally:
+        await form.close()
+
+
+def _from_json(body: bytes) -> DocumentRequest:
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"the request body is not valid JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise InvalidRequest("the request body must be a JSON object with an `image` field")
+    image = payload.pop("image", None)
+    if not isinstance(image, str) or not image:
+        raise InvalidRequest("`image` is required: a data: URL or base64 of the image file", param="image")
+    return DocumentRequest(_decode_base64_image(image), "image", _options(payload))
+
+
+def _decode_base64_image(value: str) -> bytes:
+    if value.startswith("data:"):
+        header, comma, value = value[5:].partition(",")
+        if not comma or not header.endswith(";base64"):
+            raise InvalidRequest("`image` must be a base64 data: URL (data:image/png;base64,...)", param="image")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidRequest("`image` does not hold valid base64 data", param="image") from None
+
+
+def _options(fields: dict[str, Any]) -> DocumentOptions:
+    try:
+        return DocumentOptions.model_validate(fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "request"
+        raise InvalidRequest(f"`{field}`: {first['msg']}", param=field) from None
