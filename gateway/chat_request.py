@@ -12,9 +12,8 @@ import binascii
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from gateway.errors import InvalidRequest
+from gateway.request_body import json_object, json_type
 
 # Enough base64 for every signature below (multiple of 4 so it decodes on its own).
 _SIGNATURE_CHARS = 24
@@ -40,23 +39,18 @@ class ChatRequestInfo:
 
 def inspect_chat_request(body: bytes) -> ChatRequestInfo:
     """Parse and check just enough of a chat completion body; raise InvalidRequest naming the field."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"the request body is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise InvalidRequest(f"the request body must be a JSON object, not {_json_type(data)}")
+    data = json_object(body)
     model = data.get("model")
     if model is None:
         raise InvalidRequest("`model` is required: name one of GET /v1/models", param="model")
     if not isinstance(model, str):
-        raise InvalidRequest(f"`model` must be a string, not {_json_type(model)}", param="model")
+        raise InvalidRequest(f"`model` must be a string, not {json_type(model)}", param="model")
     stream = data.get("stream")
     if stream is not None and not isinstance(stream, bool):
-        raise InvalidRequest(f"`stream` must be a boolean, not {_json_type(stream)}", param="stream")
+        raise InvalidRequest(f"`stream` must be a boolean, not {json_type(stream)}", param="stream")
     options = data.get("stream_options")
     if options is not None and not isinstance(options, dict):
-        raise InvalidRequest(f"`stream_options` must be an object, not {_json_type(options)}", param="stream_options")
+        raise InvalidRequest(f"`stream_options` must be an object, not {json_type(options)}", param="stream_options")
     _check_messages(data.get("messages"))
     return ChatRequestInfo(model=model, stream=bool(stream))
 
@@ -113,8 +107,3 @@ def check_image_url(url: str, param: str) -> None:
         raise InvalidRequest(
             f"`{param}` does not hold an image (expected PNG, JPEG, GIF, WebP, BMP or TIFF data)", param=param
         )
-
-
-def _json_type(value: Any) -> str:
-    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
-    return names.get(type(value), "a number")

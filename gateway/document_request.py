@@ -11,13 +11,12 @@ import binascii
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
 from gateway.errors import InvalidRequest
-from gateway.request_body import read_body
+from gateway.request_body import json_object, read_body
 
 OutputFormat = Literal["json", "markdown", "csv", "png"]
 Box = tuple[int, int, int, int]
@@ -110,12 +109,7 @@ async def _from_multipart(request: Request, max_body_bytes: int) -> DocumentRequ
 
 
 def _from_json(body: bytes) -> DocumentRequest:
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"the request body is not valid JSON: {exc}") from None
-    if not isinstance(payload, dict):
-        raise InvalidRequest("the request body must be a JSON object with an `image` field")
+    payload = json_object(body)
     image = payload.pop("image", None)
     if not isinstance(image, str) or not image:
         raise InvalidRequest("`image` is required: a data: URL or base64 of the image file", param="image")
