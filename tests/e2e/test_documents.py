@@ -273,3 +273,20 @@ def test_a_decompression_bomb_is_refused_before_decoding(docs_gateway: GatewaySe
     assert response.status_code == 413, response.text
     assert response.json()["error"]["param"] == "file"
     assert _sent(dots) == []
+
+
+def test_ocr_with_another_model_uses_its_own_prompt_and_image_policy(
+    make_standin: Callable[..., StandinServer], make_gateway: Callable[..., GatewayServer]
+) -> None:
+    qwen = make_standin(CHAT_MODEL, reply="# Page title\n\nSome text.")
+    gateway = make_gateway({CHAT_MODEL: [qwen.base_url]})
+    response = _upload(gateway, "/v1/ocr", model=CHAT_MODEL)
+    assert response.status_code == 200, response.text
+    assert response.json()["markdown"] == "# Page title\n\nSome text."
+    [body] = _sent(qwen)
+    prompt = (PROJECT_ROOT / "prompts" / CHAT_MODEL / "ocr.txt").read_text()
+    assert body["messages"][0]["content"][1] == {"type": "text", "text": prompt}  # no dots.ocr prefix
+    assert (body["temperature"], body["top_p"], body["max_completion_tokens"]) == (0.7, 0.8, 2048)
+    qwen3_policy = ImagePolicy(min_pixels=4096, max_pixels=4194304, factor=32)
+    height, width = smart_resize(2250, 1700, qwen3_policy)
+    assert _sent_image_size(body) == (width, height)
