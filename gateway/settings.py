@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     retry_backoff_s: float = Field(0.05, ge=0)
 
     max_body_bytes: int = Field(50 * 1024 * 1024, ge=1024)
+    # Decompression-bomb guard for document images, checked from the header before decoding. A 200-DPI A3
+    # page is 7.7 MP; 64 MP leaves room for large scans.
+    max_image_pixels: int = Field(64_000_000, ge=1)
     health_interval_s: float = Field(5.0, gt=0)
     health_timeout_s: float = Field(2.0, gt=0)
 

@@ -24,8 +24,6 @@ from gateway.served_models import ServedModel
 router = APIRouter(tags=["Documents"])
 
 DEFAULT_MODEL = "dots-ocr"
-# A decompression-bomb guard well above any real page (a 200-DPI A3 page is 7.7 MP).
-MAX_IMAGE_PIXELS = 64_000_000
 
 _FIELDS = {
     "model": {"type": "string", "description": "a model with the task (GET /v1/models); default dots-ocr"},
@@ -81,8 +79,10 @@ async def _run(request: Request, state: GatewayState, task: DocumentTask) -> Res
     options = document.options
     if options.format in ("csv", "png") and task != "layout":
         raise InvalidRequest(f"format={options.format} draws layout elements: use /v1/layout", param="format")
+    max_pixels = state.settings.max_image_pixels
+    # Decoding, resizing and encoding take tens of ms: off the event loop that relays everyone's streams.
     prepared = await asyncio.to_thread(
-        prepare_image, document.data, model.config.image, param=document.param, max_pixels=MAX_IMAGE_PIXELS
+        prepare_image, document.data, model.config.image, param=document.param, max_pixels=max_pixels
     )
     prepared_at = time.perf_counter()
     result = await run_page(state.upstream, model, task, prepared, options, state.metrics)
