@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, field_validator, model_validator
 
 from gateway.settings import check_base_url
 
@@ -85,6 +85,10 @@ class Architecture(_Strict):
     image_token_pixels: int = Field(ge=1, description="side in pixels of the square one image token covers")
 
 
+# The placeholders `serving.mm_processor_kwargs` may use; the launchers put the numbers in.
+MM_PIXEL_PLACEHOLDERS = ("{min_pixels}", "{max_pixels}")
+
+
 class Serving(_Strict):
     """How to start this model's `vllm serve` (the launchers turn it into an argv)."""
 
@@ -92,7 +96,33 @@ class Serving(_Strict):
     max_model_len: int = Field(ge=1)
     max_num_seqs: int = Field(ge=1)
     trust_remote_code: bool = False
+    # vLLM's --mm-processor-kwargs, in the keys this model's processor reads. A string value "{min_pixels}" or
+    # "{max_pixels}" becomes that bound of the image policy, as the memory plan caps it.
+    mm_processor_kwargs: dict[str, JsonValue] = Field(default_factory=dict)
     extra_args: list[str] = Field(default_factory=list)
+
+    @field_validator("mm_processor_kwargs")
+    @classmethod
+    def _known_placeholders(cls, kwargs: dict[str, JsonValue]) -> dict[str, JsonValue]:
+        def check(value: JsonValue) -> None:
+            if isinstance(value, dict):
+                for item in value.values():
+                    check(item)
+            elif isinstance(value, list):
+                for item in value:
+                    check(item)
+            elif isinstance(value, str) and "{" in value and value not in MM_PIXEL_PLACEHOLDERS:
+                raise ValueError(f"unknown placeholder {value!r}; known: {', '.join(MM_PIXEL_PLACEHOLDERS)}")
+
+        check(kwargs)
+        return kwargs
+
+    @field_validator("extra_args")
+    @classmethod
+    def _kwargs_in_one_place(cls, args: list[str]) -> list[str]:
+        if any(arg.split("=", 1)[0] == "--mm-processor-kwargs" for arg in args):
+            raise ValueError("put --mm-processor-kwargs in `serving.mm_processor_kwargs`, not in extra_args")
+        return args
 
 
 class ModelConfig(_Strict):

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gateway.registry import ConfigError, ModelConfig, PromptKey
+from gateway.registry import ConfigError, ImagePolicy, ModelConfig, PromptKey
 from gateway.settings import Settings
 
 
@@ -42,11 +42,17 @@ class ServedModel:
     config: ModelConfig
     upstreams: tuple[Upstream, ...]
     prompts: dict[PromptKey, str] = field(default_factory=dict)  # exact texts, read at start-up
+    image_policy: ImagePolicy | None = None  # the config's, or with the served cap from GATEWAY_IMAGE_MAX_PIXELS
     _turn: itertools.count[int] = field(default_factory=itertools.count, repr=False)
 
     @property
     def name(self) -> str:
         return self.config.name
+
+    @property
+    def image(self) -> ImagePolicy:
+        """The resize policy to prepare document images with: what this model's servers actually run."""
+        return self.image_policy or self.config.image
 
     @property
     def ready(self) -> bool:
@@ -71,9 +77,13 @@ class ServedModel:
 
 def build_served_models(registry: dict[str, ModelConfig], settings: Settings) -> dict[str, ServedModel]:
     """Select the served models and resolve their upstream URLs and keys; raise ConfigError on nonsense."""
-    for name in settings.upstreams:
-        if name not in registry:
-            raise ConfigError(f"GATEWAY_UPSTREAMS names {name!r}, which has no file in model_configs/")
+    for variable, names in (
+        ("GATEWAY_UPSTREAMS", settings.upstreams),
+        ("GATEWAY_IMAGE_MAX_PIXELS", settings.image_max_pixels),
+    ):
+        for name in names:
+            if name not in registry:
+                raise ConfigError(f"{variable} names {name!r}, which has no file in model_configs/")
     servable = [name for name, config in registry.items() if config.vllm_supported]
     chosen = settings.models or servable
     served: dict[str, ServedModel] = {}
@@ -86,8 +96,21 @@ def build_served_models(registry: dict[str, ModelConfig], settings: Settings) ->
         api_key = _api_key(config)
         urls = settings.upstreams.get(name, config.upstreams)
         prompts = {key: _read_prompt(settings.prompts_dir / path) for key, path in config.prompts.items()}
-        served[name] = ServedModel(config, tuple(Upstream(url, api_key) for url in urls), prompts)
+        upstreams = tuple(Upstream(url, api_key) for url in urls)
+        served[name] = ServedModel(config, upstreams, prompts, _served_image_policy(config, settings))
     return served
+
+
+def _served_image_policy(config: ModelConfig, settings: Settings) -> ImagePolicy | None:
+    max_pixels = settings.image_max_pixels.get(config.name)
+    if max_pixels is None:
+        return None
+    if not config.image.min_pixels <= max_pixels <= config.image.max_pixels:
+        raise ConfigError(
+            f"GATEWAY_IMAGE_MAX_PIXELS: {config.name} must stay within its config's "
+            f"[{config.image.min_pixels}, {config.image.max_pixels}], got {max_pixels}"
+        )
+    return config.image.model_copy(update={"max_pixels": max_pixels})
 
 
 def _read_prompt(path: Path) -> str:

@@ -32,6 +32,11 @@ class Settings(BaseSettings):
     # {"<model>": "<base url>" | ["<url>", ...]}: replaces the upstream base URLs from the model configs.
     upstreams: dict[str, list[str]] = Field(default_factory=dict)
 
+    # {"<model>": max_pixels}: the image cap each upstream's processor was started with when a memory plan
+    # lowered it (`--mm-processor-kwargs`). The gateway must resize to the same cap, or the server would
+    # resize again and the model's boxes would no longer map to the client's pixels.
+    image_max_pixels: dict[str, int] = Field(default_factory=dict)
+
     # Upstream timeouts, in seconds. `pool` is the wait for a free pooled connection plus the TCP connect;
     # `read` is the longest silence between two bytes from the upstream (not the whole response, so a long
     # stream that keeps talking is never cut).

@@ -82,7 +82,7 @@ async def _run(request: Request, state: GatewayState, task: DocumentTask) -> Res
     max_pixels = state.settings.max_image_pixels
     # Decoding, resizing and encoding take tens of ms: off the event loop that relays everyone's streams.
     prepared = await asyncio.to_thread(
-        prepare_image, document.data, model.config.image, param=document.param, max_pixels=max_pixels
+        prepare_image, document.data, model.image, param=document.param, max_pixels=max_pixels
     )
     prepared_at = time.perf_counter()
     result = await run_page(state.upstream, model, task, prepared, options, state.metrics)

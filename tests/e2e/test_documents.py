@@ -290,3 +290,19 @@ def test_ocr_with_another_model_uses_its_own_prompt_and_image_policy(
     qwen3_policy = ImagePolicy(min_pixels=4096, max_pixels=4194304, factor=32)
     height, width = smart_resize(2250, 1700, qwen3_policy)
     assert _sent_image_size(body) == (width, height)
+
+
+def test_pages_are_resized_to_the_cap_the_server_runs_with(
+    make_gateway: Callable[..., GatewayServer], dots: StandinServer
+) -> None:
+    # A memory plan started vLLM with a 1 MP cap: sending the 11.3 MP-policy size would make vLLM resize
+    # again and every box would come back in the wrong scale.
+    gateway = make_gateway({OCR_MODEL: [dots.base_url]}, image_max_pixels={OCR_MODEL: 1_000_000})
+    response = _upload(gateway, "/v1/layout")
+    assert response.status_code == 200, response.text
+    capped = ImagePolicy(min_pixels=3136, max_pixels=1_000_000, factor=28)
+    height, width = smart_resize(2250, 1700, capped)
+    assert _sent_image_size(_sent(dots)[0]) == (width, height)
+    assert width * height <= 1_000_000
+    title = response.json()["pages"][0]["elements"][1]["bbox"]
+    assert title == pytest.approx([0.12 * 1700, 0.08 * 2250, 0.88 * 1700, 0.13 * 2250], abs=4)

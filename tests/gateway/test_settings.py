@@ -85,3 +85,24 @@ def test_attempt_order_rotates_and_puts_failed_replicas_last() -> None:
         order = model.attempt_order()
         assert order[0].base_url == "http://b:1/v1"
         assert order[-1].base_url == "http://a:1/v1"
+
+
+def test_a_served_pixel_cap_replaces_the_configs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GATEWAY_IMAGE_MAX_PIXELS", '{"dots-ocr": 4014080}')
+    served = build_served_models(REGISTRY, Settings(models=["dots-ocr", "qwen3-vl-2b"]))
+    assert served["dots-ocr"].image.max_pixels == 4014080
+    assert served["dots-ocr"].image.factor == 28
+    assert served["qwen3-vl-2b"].image == REGISTRY["qwen3-vl-2b"].image
+
+
+@pytest.mark.parametrize(
+    ("caps", "complaint"),
+    [
+        ({"dots-ocr": 100}, "must stay within"),
+        ({"dots-ocr": 99_999_999}, "must stay within"),
+        ({"nope": 5}, "names 'nope'"),
+    ],
+)
+def test_a_served_pixel_cap_must_make_sense(caps: dict[str, int], complaint: str) -> None:
+    with pytest.raises(ConfigError, match=complaint):
+        build_served_models(REGISTRY, Settings(models=["dots-ocr"], image_max_pixels=caps))
