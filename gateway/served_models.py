@@ -42,7 +42,7 @@ class ServedModel:
     config: ModelConfig
     upstreams: tuple[Upstream, ...]
     prompts: dict[PromptKey, str] = field(default_factory=dict)  # exact texts, read at start-up
-    image_policy: ImagePolicy | None = None  # the config's, or with the served cap from GATEWAY_IMAGE_MAX_PIXELS
+    image_policy: ImagePolicy | None = None  # the config's, or with the served cap from GATEWAY_MODEL_MAX_PIXELS
     _turn: itertools.count[int] = field(default_factory=itertools.count, repr=False)
 
     @property
@@ -79,7 +79,7 @@ def build_served_models(registry: dict[str, ModelConfig], settings: Settings) ->
     """Select the served models and resolve their upstream URLs and keys; raise ConfigError on nonsense."""
     for variable, names in (
         ("GATEWAY_UPSTREAMS", settings.upstreams),
-        ("GATEWAY_IMAGE_MAX_PIXELS", settings.image_max_pixels),
+        ("GATEWAY_MODEL_MAX_PIXELS", settings.model_max_pixels),
     ):
         for name in names:
             if name not in registry:
@@ -102,12 +102,12 @@ def build_served_models(registry: dict[str, ModelConfig], settings: Settings) ->
 
 
 def _served_image_policy(config: ModelConfig, settings: Settings) -> ImagePolicy | None:
-    max_pixels = settings.image_max_pixels.get(config.name)
+    max_pixels = settings.model_max_pixels.get(config.name)
     if max_pixels is None:
         return None
     if not config.image.min_pixels <= max_pixels <= config.image.max_pixels:
         raise ConfigError(
-            f"GATEWAY_IMAGE_MAX_PIXELS: {config.name} must stay within its config's "
+            f"GATEWAY_MODEL_MAX_PIXELS: {config.name} must stay within its config's "
             f"[{config.image.min_pixels}, {config.image.max_pixels}], got {max_pixels}"
         )
     return config.image.model_copy(update={"max_pixels": max_pixels})

@@ -35,7 +35,7 @@ class Settings(BaseSettings):
     # {"<model>": max_pixels}: the image cap each upstream's processor was started with when a memory plan
     # lowered it (`--mm-processor-kwargs`). The gateway must resize to the same cap, or the server would
     # resize again and the model's boxes would no longer map to the client's pixels.
-    image_max_pixels: dict[str, int] = Field(default_factory=dict)
+    model_max_pixels: dict[str, int] = Field(default_factory=dict)
 
     # Upstream timeouts, in seconds. `pool` is the wait for a free pooled connection plus the TCP connect;
     # `read` is the longest silence between two bytes from the upstream (not the whole response, so a long
@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(50 * 1024 * 1024, ge=1024)
     # Decompression-bomb guard for document images, checked from the header before decoding. A 200-DPI A3
     # page is 7.7 MP; 64 MP leaves room for large scans.
-    max_image_pixels: int = Field(64_000_000, ge=1)
+    max_upload_pixels: int = Field(64_000_000, ge=1)
     health_interval_s: float = Field(5.0, gt=0)
     health_timeout_s: float = Field(2.0, gt=0)
 

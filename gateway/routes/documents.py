@@ -79,7 +79,7 @@ async def _run(request: Request, state: GatewayState, task: DocumentTask) -> Res
     options = document.options
     if options.format in ("csv", "png") and task != "layout":
         raise InvalidRequest(f"format={options.format} draws layout elements: use /v1/layout", param="format")
-    max_pixels = state.settings.max_image_pixels
+    max_pixels = state.settings.max_upload_pixels
     # Decoding, resizing and encoding take tens of ms: off the event loop that relays everyone's streams.
     prepared = await asyncio.to_thread(
         prepare_image, document.data, model.image, param=document.param, max_pixels=max_pixels

@@ -297,7 +297,7 @@ def test_pages_are_resized_to_the_cap_the_server_runs_with(
 ) -> None:
     # A memory plan started vLLM with a 1 MP cap: sending the 11.3 MP-policy size would make vLLM resize
     # again and every box would come back in the wrong scale.
-    gateway = make_gateway({OCR_MODEL: [dots.base_url]}, image_max_pixels={OCR_MODEL: 1_000_000})
+    gateway = make_gateway({OCR_MODEL: [dots.base_url]}, model_max_pixels={OCR_MODEL: 1_000_000})
     response = _upload(gateway, "/v1/layout")
     assert response.status_code == 200, response.text
     capped = ImagePolicy(min_pixels=3136, max_pixels=1_000_000, factor=28)

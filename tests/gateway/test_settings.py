@@ -88,7 +88,7 @@ def test_attempt_order_rotates_and_puts_failed_replicas_last() -> None:
 
 
 def test_a_served_pixel_cap_replaces_the_configs(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GATEWAY_IMAGE_MAX_PIXELS", '{"dots-ocr": 4014080}')
+    monkeypatch.setenv("GATEWAY_MODEL_MAX_PIXELS", '{"dots-ocr": 4014080}')
     served = build_served_models(REGISTRY, Settings(models=["dots-ocr", "qwen3-vl-2b"]))
     assert served["dots-ocr"].image.max_pixels == 4014080
     assert served["dots-ocr"].image.factor == 28
@@ -105,4 +105,4 @@ def test_a_served_pixel_cap_replaces_the_configs(monkeypatch: pytest.MonkeyPatch
 )
 def test_a_served_pixel_cap_must_make_sense(caps: dict[str, int], complaint: str) -> None:
     with pytest.raises(ConfigError, match=complaint):
-        build_served_models(REGISTRY, Settings(models=["dots-ocr"], image_max_pixels=caps))
+        build_served_models(REGISTRY, Settings(models=["dots-ocr"], model_max_pixels=caps))
