@@ -455,6 +455,8 @@ def test_faults_reject_unknown_names_and_wrong_types() -> None:
 
 def test_requests_are_recorded_and_listed_over_http(server: StandinServer, http: httpx.Client) -> None:
     http.post(chat_url(server), json={"messages": USER}, headers={"X-Trace": "t1"})
+    # The stand-in files the outcome just after the last byte left, so the client can be first.
+    assert server.state.wait_for(lambda: server.state.requests[-1].outcome == "completed", WAIT_S)
     record = server.state.requests[-1]
     assert (record.method, record.path, record.outcome, record.status) == (
         "POST",
