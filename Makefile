@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install lint format test run demo bench clean
+.PHONY: install lint format test run demo bench up down status clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,17 @@ run: install
 # SIMULATED: the gateway in front of vLLM stand-ins for every servable model; no GPU, canned answers.
 demo: install
 	$(BIN)/python -m launchers.demo
+
+# A real GPU: plan the card, start the vLLM servers one after another, then the gateway (needs `pip install '.[serve]'`).
+# make up [PROFILE=16gb|12gb] [GPU_MEM=16] [MODELS="dots-ocr qwen3-vl-2b"]
+up: install
+	$(BIN)/python -m launchers up $(MODELS) $(if $(PROFILE),--profile $(PROFILE)) $(if $(GPU_MEM),--gpu-mem $(GPU_MEM))
+
+down: install
+	$(BIN)/python -m launchers down
+
+status: install
+	$(BIN)/python -m launchers status
 
 # Direct-to-upstream vs through-the-gateway, side by side; needs wrk (apt-get install wrk).
 bench: install

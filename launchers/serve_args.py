@@ -1,0 +1,118 @@
+"""Each model's `vllm serve` argv, from its config (`model_configs/*.yaml`) and its share of the card (`ModelPlan`).
+
+Everything model-specific is data in the config: the processor kwargs (`serving.mm_processor_kwargs`, whose
+"{min_pixels}"/"{max_pixels}" placeholders are filled from the image policy as the plan caps it) and the extra
+flags (`serving.extra_args`). The supervisor (`up`) and the compose files both build their commands here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+from pydantic import JsonValue
+
+from gateway.registry import ModelConfig
+from launchers.memory_plan import LauncherError, ModelPlan, Plan
+
+VLLM_VERSION = "0.30.0"  # pinned; pyproject's `serve` extra says vllm==0.30.0
+VLLM_IMAGE = f"vllm/vllm-openai:v{VLLM_VERSION}"
+
+# One image per prompt and no video: the gateway sends one page at a time, and video would enlarge the
+# profiling reserve. JSON, since vLLM rejects the legacy `image=1,video=0` form (vllm#39687).
+LIMIT_MM_PER_PROMPT = {"image": 1, "video": 0}
+
+# Flags serve_args sets itself; `serving.extra_args` may not repeat them.
+_MANAGED_FLAGS = frozenset(
+    {
+        "--model",
+        "--revision",
+        "--served-model-name",
+        "--host",
+        "--port",
+        "--gpu-memory-utilization",
+        "--max-model-len",
+        "--max-num-seqs",
+        "--limit-mm-per-prompt",
+        "--mm-processor-kwargs",
+        "--trust-remote-code",
+        "--enforce-eager",
+        "--kv-cache-dtype",
+    }
+)
+
+
+def serve_args(config: ModelConfig, plan: ModelPlan, *, host: str, port: int) -> list[str]:
+    """The arguments after `vllm serve` (also what follows the image name in a container's command)."""
+    serving = config.serving
+    if not config.vllm_supported or serving is None:
+        raise LauncherError(f"{config.name} cannot be served by vLLM: {config.unsupported_reason or 'no serving'}")
+    if plan.name != config.name:
+        raise LauncherError(f"the plan for {plan.name!r} was given with the config of {config.name!r}")
+    clashes = sorted({arg.split("=", 1)[0] for arg in serving.extra_args} & _MANAGED_FLAGS)
+    if clashes:
+        raise LauncherError(f"{config.name}: serving.extra_args repeats flags the launchers set: {', '.join(clashes)}")
+    args = [config.hf_repo, "--revision", config.revision, "--served-model-name", config.name]
+    args += ["--host", host, "--port", str(port)]
+    args += ["--gpu-memory-utilization", f"{plan.gpu_memory_utilization:.2f}"]
+    args += ["--max-model-len", str(plan.max_model_len), "--max-num-seqs", str(plan.max_num_seqs)]
+    args += ["--limit-mm-per-prompt", _json(LIMIT_MM_PER_PROMPT)]
+    if serving.mm_processor_kwargs:
+        args += ["--mm-processor-kwargs", _json(mm_processor_kwargs(config, plan))]
+    if serving.trust_remote_code:
+        args.append("--trust-remote-code")
+    if plan.enforce_eager:
+        args.append("--enforce-eager")
+    if plan.kv_cache_dtype != "auto":
+        args += ["--kv-cache-dtype", plan.kv_cache_dtype]
+    return args + list(serving.extra_args)
+
+
+def vllm_command(config: ModelConfig, plan: ModelPlan, *, host: str, port: int) -> list[str]:
+    """The whole command: `vllm serve ...`."""
+    return ["vllm", "serve", *serve_args(config, plan, host=host, port=port)]
+
+
+def served_max_pixels(config: ModelConfig, plan: ModelPlan) -> int:
+    """The per-image pixel cap the server runs with: the plan's, never above the config's.
+
+    The gateway must resize pages to the same cap (GATEWAY_MODEL_MAX_PIXELS), or vLLM resizes them again and
+    dots.ocr's boxes no longer map to the client's pixels.
+    """
+    if plan.max_pixels < config.image.min_pixels:
+        raise LauncherError(
+            f"the plan caps {config.name}'s images at {plan.max_pixels} pixels, below its minimum "
+            f"{config.image.min_pixels}"
+        )
+    return min(plan.max_pixels, config.image.max_pixels)
+
+
+def lowered_pixel_caps(plan: Plan, configs: Mapping[str, ModelConfig]) -> dict[str, int]:
+    """GATEWAY_MODEL_MAX_PIXELS for a plan: the models whose served cap the plan lowered below their config's."""
+    caps = {model.name: served_max_pixels(configs[model.name], model) for model in plan.models}
+    return {name: cap for name, cap in caps.items() if cap < configs[name].image.max_pixels}
+
+
+def mm_processor_kwargs(config: ModelConfig, plan: ModelPlan) -> dict[str, JsonValue]:
+    """The config's processor kwargs with the pixel placeholders filled in (max: the plan's cap)."""
+    max_pixels = served_max_pixels(config, plan)
+    values: dict[str, JsonValue] = {
+        "{min_pixels}": config.image.min_pixels,
+        "{max_pixels}": max_pixels,
+    }
+
+    def fill(value: JsonValue) -> JsonValue:
+        if isinstance(value, dict):
+            return {key: fill(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [fill(item) for item in value]
+        if isinstance(value, str):
+            return values.get(value, value)
+        return value
+
+    kwargs = config.serving.mm_processor_kwargs if config.serving else {}
+    return {key: fill(value) for key, value in kwargs.items()}
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"))
