@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
     gateway_metrics = GatewayMetrics()
     state = GatewayState(
         settings=settings,
+        registry=registry,
         models=served,
         upstream=UpstreamClient(settings, gateway_metrics),
         metrics=gateway_metrics,

@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 
 from gateway.health import HealthProber
 from gateway.metrics import GatewayMetrics
+from gateway.registry import ModelConfig
 from gateway.served_models import ServedModel
 from gateway.settings import Settings
 from gateway.upstream import UpstreamClient
@@ -19,6 +20,7 @@ class GatewayState:
     """Everything the routes use, built once by the app factory."""
 
     settings: Settings
+    registry: dict[str, ModelConfig]  # every model config, served or not (the catalogue)
     models: dict[str, ServedModel]
     upstream: UpstreamClient
     metrics: GatewayMetrics

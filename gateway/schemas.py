@@ -60,6 +60,7 @@ class ModelCard(BaseModel):
 class ModelList(BaseModel):
     object: Literal["list"] = "list"
     data: list[ModelCard]
+    catalog: list[dict[str, Any]] | None = Field(None, description="with verbose=true: every configured model")
 
 
 class UpstreamReadiness(BaseModel):

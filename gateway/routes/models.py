@@ -24,9 +24,19 @@ def _card(model: ServedModel, state: GatewayState) -> ModelCard:
 
 
 @router.get("/v1/models", response_model=ModelList, response_model_exclude_none=True)
-async def list_models(state: StateDep) -> ModelList:
-    """Every model this gateway serves; `status` comes from the upstreams' last health probe."""
-    return ModelList(data=[_card(model, state) for model in state.models.values()])
+async def list_models(state: StateDep, verbose: bool = False) -> ModelList:
+    """Every model this gateway serves; `status` comes from the upstreams' last health probe.
+
+    With `verbose=true`, also `catalog`: every configured model (served or not, including those vLLM cannot
+    serve) with its size, KV cost per token, whether it fits alone on a 12 or 16 GB card and with what settings.
+    """
+    cards = [_card(model, state) for model in state.models.values()]
+    if not verbose:
+        return ModelList(data=cards)
+    # The launchers' planner computes the catalogue: plain arithmetic on the configs, no vLLM import.
+    from launchers.catalog import catalog_rows
+
+    return ModelList(data=cards, catalog=catalog_rows(state.registry))
 
 
 @router.get(

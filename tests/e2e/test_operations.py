@@ -87,3 +87,15 @@ def test_docs_page_and_openapi_describe_every_endpoint(gateway: GatewayServer) -
     assert {"model", "messages"} <= set(request_schema["required"])
     error_reference = chat["responses"]["404"]["content"]["application/json"]["schema"]["$ref"]
     assert error_reference.rsplit("/", 1)[-1] in spec["components"]["schemas"]
+
+
+def test_verbose_model_list_carries_the_whole_catalogue(gateway: GatewayServer) -> None:
+    plain = httpx.get(gateway.base_url + "/models").json()
+    assert "catalog" not in plain
+    verbose = httpx.get(gateway.base_url + "/models", params={"verbose": "true"}).json()
+    assert [m["id"] for m in verbose["data"]] == [CHAT_MODEL]
+    rows = {row["name"]: row for row in verbose["catalog"]}
+    assert set(rows) == {"dots-ocr", "qwen3-vl-2b", "qwen2-vl-2b", "phi-3.5-vision", "got-ocr2", "moondream2"}
+    assert rows["got-ocr2"]["vllm_supported"] is False
+    assert rows["got-ocr2"]["unsupported_reason"]
+    assert rows["qwen2-vl-2b"]["kv_kib_per_token"] == 28  # 2 x 28 layers x 2 KV heads x 128 x 2 bytes / 1024
