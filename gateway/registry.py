@@ -8,13 +8,14 @@ A bad file stops the gateway with a message naming the file and the field.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, field_validator, model_validator
 
 from gateway.settings import check_base_url
 
+M = TypeVar("M", bound=BaseModel)
 Task = Literal["chat", "ocr", "layout", "grounding"]
 PromptKey = Literal["layout_all", "layout_detect", "ocr", "grounding"]
 # The prompts a task cannot run without.
@@ -171,8 +172,8 @@ class ModelConfig(_Strict):
         return self
 
 
-def load_model_config(path: Path, prompts_dir: Path) -> ModelConfig:
-    """Read and validate one YAML file; its prompt files must exist."""
+def read_yaml_model(path: Path, model: type[M]) -> M:
+    """A YAML file validated into `model`; ConfigError naming the file and the first bad field."""
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
@@ -180,11 +181,16 @@ def load_model_config(path: Path, prompts_dir: Path) -> ModelConfig:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: must be a YAML mapping, got {type(raw).__name__}")
     try:
-        config = ModelConfig.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(part) for part in first["loc"]) or "(file)"
         raise ConfigError(f"{path}: field `{field}`: {first['msg']}") from exc
+
+
+def load_model_config(path: Path, prompts_dir: Path) -> ModelConfig:
+    """Read and validate one YAML file; its prompt files must exist."""
+    config = read_yaml_model(path, ModelConfig)
     if config.name != path.stem:
         raise ConfigError(f"{path}: field `name`: {config.name!r} must match the file name {path.stem!r}")
     for key, relative in config.prompts.items():

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from gateway.registry import ConfigError, read_yaml_model
 from launchers.memory_plan import LauncherError
 from launchers.planner import PlanOverrides
 
@@ -72,17 +72,9 @@ def load_profile(name: str) -> Profile:
     if not path.is_file():
         raise LauncherError(f"no profile {name!r}; profiles: {', '.join(profile_names()) or '(none)'}")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise LauncherError(f"{path}: cannot be read as YAML: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise LauncherError(f"{path}: must be a YAML mapping, got {type(raw).__name__}")
-    try:
-        data = _ProfileFile.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or "(file)"
-        raise LauncherError(f"{path}: field `{field}`: {first['msg']}") from exc
+        data = read_yaml_model(path, _ProfileFile)
+    except ConfigError as exc:
+        raise LauncherError(str(exc)) from exc
     if data.name != name:
         raise LauncherError(f"{path}: field `name`: {data.name!r} must match the file name {name!r}")
     overrides = {model: PlanOverrides(**o.model_dump()) for model, o in data.overrides.items()}
