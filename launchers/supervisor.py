@@ -208,7 +208,7 @@ def run_up(args: argparse.Namespace) -> int:
 
 def run_down(args: argparse.Namespace) -> int:
     """Ask the running `up` to stop everything; stop whatever is left ourselves."""
-    path = state_path(getattr(args, "log_dir", run_state.DEFAULT_LOG_DIR))
+    path = state_path(args.log_dir)
     state = read_state(path)
     if state is None:
         print(f"down: nothing to stop (no {path})")
@@ -229,7 +229,7 @@ def run_down(args: argparse.Namespace) -> int:
 
 def run_status(args: argparse.Namespace) -> int:
     """One line per process; 0 when everything runs and answers 200, else 1."""
-    path = state_path(getattr(args, "log_dir", run_state.DEFAULT_LOG_DIR))
+    path = state_path(args.log_dir)
     state = read_state(path)
     if state is None:
         print(f"status: nothing started by `up` runs (no {path})")
