@@ -14,6 +14,7 @@ import argparse
 import sys
 
 from launchers.memory_plan import LauncherError
+from launchers.run_state import DEFAULT_LOG_DIR
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -33,11 +34,11 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--gpu-mem", default=None)
     up.add_argument("--gateway-port", type=int, default=8000)
     up.add_argument("--startup-timeout", type=float, default=900.0, help="seconds each server may take to be healthy")
-    up.add_argument("--log-dir", default="logs")
+    up.add_argument("--log-dir", default=DEFAULT_LOG_DIR)
 
     for name, text in (("down", "stop everything `up` started"), ("status", "show what runs")):
         command = commands.add_parser(name, help=text)
-        command.add_argument("--log-dir", default="logs", help="where `up` keeps its logs and state file")
+        command.add_argument("--log-dir", default=DEFAULT_LOG_DIR, help="where `up` keeps its logs and state file")
 
     compose = commands.add_parser("compose", help="write compose files for a card")
     compose.add_argument("--gpu-mem", default=None)
