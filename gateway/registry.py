@@ -169,6 +169,15 @@ class ModelConfig(_Strict):
                 raise ValueError(f"task {task!r} needs prompts {missing}")
         if "grounding" in self.tasks and not self.grounding_box_format:
             raise ValueError("task 'grounding' needs `grounding_box_format`")
+        if self.serving is not None:
+            context = self.serving.max_model_len
+            if context > self.architecture.max_position_embeddings:
+                raise ValueError(
+                    f"serving.max_model_len {context} exceeds the model's context "
+                    f"(architecture.max_position_embeddings {self.architecture.max_position_embeddings})"
+                )
+            if self.sampling.max_completion_tokens_cap > context:
+                raise ValueError(f"sampling.max_completion_tokens_cap exceeds serving.max_model_len {context}")
         return self
 
 

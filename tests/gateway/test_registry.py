@@ -66,6 +66,7 @@ def _write(tmp_path: Path, name: str, changes: dict[str, object], drop: tuple[st
         ({"image": {"min_pixels": 10, "max_pixels": 5, "factor": 28}}, (), "image"),
         ({"vllm_supported": False}, (), "(file)"),
         ({"tasks": ["chat", "layout"]}, (), "(file)"),  # layout without its prompts
+        ({"serving": {"port": 8103, "max_model_len": 99_999_999, "max_num_seqs": 1}}, (), "(file)"),
         ({"prompts": {"poetry": "qwen2-vl-2b/ocr.txt"}}, (), "prompts.poetry.[key]"),
     ],
 )
