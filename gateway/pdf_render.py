@@ -1,0 +1,151 @@
+"""PDF pages -> RGB pixels and their text layer, with pypdfium2 (PDFium; Apache-2.0/BSD, unlike AGPL PyMuPDF).
+
+Split from `gateway.page_source`, which is the API. Everything that touches PDFium lives here because PDFium is
+not thread-safe: in the gateway process every call holds `PDFIUM_LOCK` (only `inspect_pdf`, which reads the
+page count and sizes), and pages are rendered by `render_in_worker` in the render pool's worker processes, each
+single-threaded, so no lock is needed there.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+from typing import Final
+
+import pypdfium2 as pdfium  # type: ignore[import-untyped]
+import pypdfium2.raw as pdfium_raw  # type: ignore[import-untyped]
+
+DEFAULT_DPI: Final = 200  # dots.ocr renders PDF pages at 200 DPI
+MAX_SIDE_PX: Final = 4500  # dots.ocr's longest rendered side
+MIN_PAGE_PT: Final = 1.0  # a page under 1 pt (1/72 inch) on a side has nothing to read
+MAX_PAGE_PT: Final = 14_400.0  # 200 inches; PDF's own limit is 14,400 user units (ISO 32000-1, annex C)
+
+PDFIUM_LOCK: Final = threading.Lock()
+
+
+class PdfUnreadable(Exception):
+    """PDFium could not load the bytes; `reason` is 'encrypted', 'no pages' or 'corrupt'."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(reason, detail)
+        self.reason = reason
+        self.detail = detail
+
+
+class RenderFailed(Exception):
+    """A page could not be rendered (raised in a worker; plain args so it pickles back to the gateway)."""
+
+
+class PageTooManyPixels(Exception):
+    """The rendered page would exceed the gateway's pixel limit: args are (width, height)."""
+
+
+@dataclass(frozen=True)
+class RenderedPage:
+    """What a worker sends back: raw RGB rows (width * 3 bytes each, no padding), the DPI used, the text layer."""
+
+    width: int
+    height: int
+    dpi: int
+    text: str
+    rgb: bytes
+
+
+def pdf_pixel_size(width_pt: float, height_pt: float, dpi: int) -> tuple[int, int]:
+    """The bitmap size PDFium renders at `dpi`: pypdfium2 takes ceil(points * dpi / 72) of each side."""
+    scale = dpi / 72
+    return math.ceil(width_pt * scale), math.ceil(height_pt * scale)
+
+
+def pdf_dpi(width_pt: float, height_pt: float, requested_dpi: int, max_side_px: int = MAX_SIDE_PX) -> int:
+    """The largest integer DPI, at most `requested_dpi`, at which neither rendered side exceeds `max_side_px`.
+
+    At least 1. Sides are counted as the renderer counts them (`pdf_pixel_size`, rounding up), so the bound
+    holds for the bitmap actually produced. dots.ocr drops straight to 72 DPI instead; this keeps all it can.
+    """
+    long_side = max(width_pt, height_pt)
+    if long_side <= 0:
+        return max(1, requested_dpi)
+    # The arithmetic bound first, then a step or two down to absorb ceil and float rounding.
+    dpi = max(1, min(requested_dpi, math.floor(max_side_px * 72 / long_side) + 1))
+    while dpi > 1 and max(pdf_pixel_size(width_pt, height_pt, dpi)) > max_side_px:
+        dpi -= 1
+    return dpi
+
+
+def inspect_pdf(data: bytes) -> list[tuple[float, float]]:
+    """Each page's (width, height) in points. Raises PdfUnreadable. Holds PDFIUM_LOCK; call from a thread.
+
+    PDFium's own API, not `pdfium.PdfDocument`: that raises for a document with no pages quoting
+    FPDF_GetLastError, which PDFium only sets when loading fails, so the reason given would be a stale one
+    (and the loaded document would never be closed).
+    """
+    with PDFIUM_LOCK:
+        document = pdfium_raw.FPDF_LoadMemDocument64(data, len(data), None)
+        if not document:
+            raise _unreadable(pdfium_raw.FPDF_GetLastError())
+        try:
+            sizes = []
+            size = pdfium_raw.FS_SIZEF()
+            for index in range(pdfium_raw.FPDF_GetPageCount(document)):
+                if not pdfium_raw.FPDF_GetPageSizeByIndexF(document, index, size):
+                    raise PdfUnreadable("corrupt", f"the size of page {index + 1} cannot be read")
+                sizes.append((float(size.width), float(size.height)))
+        finally:
+            pdfium_raw.FPDF_CloseDocument(document)
+    if not sizes:
+        raise PdfUnreadable("no pages", "its page tree is empty")
+    return sizes
+
+
+def _unreadable(code: int) -> PdfUnreadable:
+    if code == pdfium_raw.FPDF_ERR_PASSWORD:
+        return PdfUnreadable("encrypted", "it needs a password")
+    if code == pdfium_raw.FPDF_ERR_SECURITY:
+        return PdfUnreadable("encrypted", "with an unsupported security handler")
+    reason = {
+        pdfium_raw.FPDF_ERR_FILE: "the file cannot be read",
+        pdfium_raw.FPDF_ERR_FORMAT: "not in PDF format or corrupted",
+    }.get(code, f"PDFium error {code}")
+    return PdfUnreadable("corrupt", reason)
+
+
+def render_in_worker(data: bytes, index: int, requested_dpi: int, max_pixels: int) -> RenderedPage:
+    """Render page `index` (0-based) of a PDF at up to `requested_dpi` on white, RGB, and read its text layer.
+
+    Runs in a render-pool process. It reopens the document from bytes for every page (0.7 ms for the demo PDF;
+    PDFium parses lazily, and loading the page itself takes ~17 ms either way) so that tasks are independent
+    and any worker can take any page.
+    """
+    try:
+        document = pdfium.PdfDocument(data)
+    except pdfium.PdfiumError as exc:
+        raise RenderFailed(f"the PDF no longer loads: {exc}") from None
+    try:
+        page = document[index]
+        try:
+            width_pt, height_pt = page.get_size()
+            dpi = pdf_dpi(width_pt, height_pt, requested_dpi)
+            width, height = pdf_pixel_size(width_pt, height_pt, dpi)
+            if width * height > max_pixels:
+                raise PageTooManyPixels(width, height)
+            text_page = page.get_textpage()
+            try:
+                text = str(text_page.get_text_range()).strip()
+            finally:
+                text_page.close()
+            bitmap = page.render(scale=dpi / 72)  # opaque white background, BGR: no alpha channel
+            try:
+                image = bitmap.to_pil()
+                rgb = (image if image.mode == "RGB" else image.convert("RGB")).tobytes()
+                width, height = image.size
+            finally:
+                bitmap.close()
+        finally:
+            page.close()
+    except pdfium.PdfiumError as exc:
+        raise RenderFailed(str(exc)) from None
+    finally:
+        document.close()
+    return RenderedPage(width=width, height=height, dpi=dpi, text=text, rgb=rgb)
