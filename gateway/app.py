@@ -17,6 +17,8 @@ from gateway.health import HealthProber
 from gateway.metrics import GatewayMetrics
 from gateway.middleware import MetricsMiddleware
 from gateway.openapi import install_openapi
+from gateway.page_slots import PageSlots
+from gateway.page_source import make_render_pool
 from gateway.registry import load_registry
 from gateway.routes import chat, documents, health, metrics, models
 from gateway.routes.bare import BareASGIRoute
@@ -63,6 +65,8 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
             timeout_s=settings.health_timeout_s,
         ),
         started_at=int(time.time()),
+        render_pool=make_render_pool(),
+        page_slots=PageSlots(settings.page_concurrency),
     )
 
     @asynccontextmanager
@@ -78,6 +82,7 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
         finally:
             await state.prober.close()
             await state.upstream.close()
+            state.render_pool.shutdown(wait=True, cancel_futures=True)
 
     app = GatewayApp(
         title="VLM gateway",

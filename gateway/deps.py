@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -9,6 +10,7 @@ from fastapi import Depends, Request
 
 from gateway.health import HealthProber
 from gateway.metrics import GatewayMetrics
+from gateway.page_slots import PageSlots
 from gateway.registry import ModelConfig
 from gateway.served_models import ServedModel
 from gateway.settings import Settings
@@ -26,6 +28,8 @@ class GatewayState:
     metrics: GatewayMetrics
     prober: HealthProber
     started_at: int
+    render_pool: Executor  # renders PDF pages, sized to the CPU
+    page_slots: PageSlots  # pages of one model in flight at once
 
 
 # Async on purpose: FastAPI runs a plain `def` dependency in a worker thread, which costs more than

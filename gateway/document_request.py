@@ -15,11 +15,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
-from gateway.errors import InvalidRequest
+from gateway.errors import BodyTooLarge, InvalidRequest
 from gateway.request_body import json_object, read_body
 
 OutputFormat = Literal["json", "markdown", "csv", "png"]
 Box = tuple[int, int, int, int]
+
+
+class BatchTooLarge(InvalidRequest):
+    """More files in one multipart request than GATEWAY_MAX_BATCH_FILES."""
+
+    status_code = 413
 
 
 class UnsupportedMediaType(InvalidRequest):
@@ -41,6 +47,8 @@ class DocumentOptions(BaseModel):
     top_p: float | None = Field(None, gt=0, le=1)
     max_completion_tokens: int | None = Field(None, ge=1)
     picture_crops: bool = Field(False, description="embed Picture regions in the Markdown as PNG data URLs")
+    pages: str | None = Field(None, description="PDF/TIFF pages to read, e.g. '1-3,7' (default all)")
+    dpi: int = Field(200, ge=36, le=600, description="PDF rendering resolution (capped so no side passes 4500 px)")
 
     @field_validator("bbox", mode="before")
     @classmethod
@@ -65,19 +73,27 @@ class DocumentOptions(BaseModel):
 
 
 @dataclass(frozen=True)
-class DocumentRequest:
-    """An image (or document) and what to do with it."""
+class DocumentFile:
+    """One uploaded image, PDF or TIFF."""
 
     data: bytes
+    name: str  # the upload's file name ("" for JSON input)
     param: str  # where the data came from ("file" or "image"), for error messages
+
+
+@dataclass(frozen=True)
+class DocumentRequest:
+    """One or more documents (a multipart batch) and what to do with them."""
+
+    files: list[DocumentFile]
     options: DocumentOptions
 
 
-async def read_document_request(request: Request, *, max_body_bytes: int) -> DocumentRequest:
+async def read_document_request(request: Request, *, max_body_bytes: int, max_files: int) -> DocumentRequest:
     """Parse the request by its content type; raise InvalidRequest (400/413/415) naming the problem."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
-        return await _from_multipart(request, max_body_bytes)
+        return await _from_multipart(request, max_body_bytes, max_files)
     if content_type in ("application/json", ""):
         body = await read_body(request.scope, request.receive, max_body_bytes)
         return _from_json(body)
@@ -87,23 +103,31 @@ async def read_document_request(request: Request, *, max_body_bytes: int) -> Doc
     )
 
 
-async def _from_multipart(request: Request, max_body_bytes: int) -> DocumentRequest:
+async def _from_multipart(request: Request, max_body_bytes: int, max_files: int) -> DocumentRequest:
     try:
-        form = await request.form(max_files=1, max_fields=16, max_part_size=64 * 1024)
+        # One more file than allowed is read so that a batch over the limit is told so, not truncated.
+        form = await request.form(max_files=max_files + 1, max_fields=16, max_part_size=64 * 1024)
     except Exception as exc:  # python-multipart and Starlette raise several types for a malformed body
         raise InvalidRequest(f"the multipart body cannot be read: {exc}") from None
     try:
-        upload = form.get("file")
-        if not isinstance(upload, UploadFile):
+        uploads = form.getlist("file")
+        if not uploads:
             raise InvalidRequest("a multipart request needs a `file` part holding the image", param="file")
-        data = await upload.read(max_body_bytes + 1)
-        if len(data) > max_body_bytes:
-            raise InvalidRequest(f"`file` exceeds the limit of {max_body_bytes} bytes", param="file")
+        if len(uploads) > max_files:
+            raise BatchTooLarge(f"a batch holds at most {max_files} files", param="file")
+        files = []
+        for upload in uploads:
+            if not isinstance(upload, UploadFile):
+                raise InvalidRequest("`file` must be a file part, not a plain field", param="file")
+            data = await upload.read(max_body_bytes + 1)
+            if len(data) > max_body_bytes:
+                raise BodyTooLarge(f"`file` exceeds the limit of {max_body_bytes} bytes", param="file")
+            files.append(DocumentFile(data, upload.filename or "", "file"))
         fields = {key: value for key, value in form.multi_items() if key != "file"}
         for key, value in fields.items():
             if not isinstance(value, str):
                 raise InvalidRequest(f"`{key}` must be a plain form field, not a file", param=key)
-        return DocumentRequest(data, "file", _options(fields))
+        return DocumentRequest(files, _options(fields))
     finally:
         await form.close()
 
@@ -113,7 +137,7 @@ def _from_json(body: bytes) -> DocumentRequest:
     image = payload.pop("image", None)
     if not isinstance(image, str) or not image:
         raise InvalidRequest("`image` is required: a data: URL or base64 of the image file", param="image")
-    return DocumentRequest(_decode_base64_image(image), "image", _options(payload))
+    return DocumentRequest([DocumentFile(_decode_base64_image(image), "", "image")], _options(payload))
 
 
 def _decode_base64_image(value: str) -> bytes:

@@ -85,6 +85,7 @@ __all__ = [
     "crop_png_data_url",
     "decode_image",
     "encode_png",
+    "prepare_decoded",
     "prepare_image",
     "smart_resize",
 ]
@@ -118,7 +119,11 @@ def prepare_image(data: bytes, policy: ImagePolicy, *, param: str, max_pixels: i
     (only possible with a coarse `factor`: a 100x6000 receipt for Phi-3.5-vision, whose 336 px tiles cap at 16).
     CPU-bound (about 0.1 s for a 4 MP page here): call it from a worker thread, not the event loop.
     """
-    image = decode_image(data, param=param, max_pixels=max_pixels)
+    return prepare_decoded(decode_image(data, param=param, max_pixels=max_pixels), policy, param=param)
+
+
+def prepare_decoded(image: Image.Image, policy: ImagePolicy, *, param: str) -> PreparedImage:
+    """`prepare_image` for an RGB image already decoded (a rendered PDF page, a TIFF frame)."""
     width, height = image.size
     model_height, model_width = smart_resize(height, width, policy)
     if not fits_policy(model_height, model_width, policy):

@@ -102,6 +102,12 @@ class GatewayMetrics:
             ["model", "reason"],
             registry=self.registry,
         )
+        self.page_fallbacks = Counter(
+            "gateway_page_fallbacks",
+            "Pages answered from a fallback (pdf_text: a PDF's embedded text) after the model's output stayed invalid.",
+            ["model", "kind"],
+            registry=self.registry,
+        )
         self.output_tokens = Counter(
             "gateway_output_tokens",
             "Completion tokens the models generated for document tasks.",

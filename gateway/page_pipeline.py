@@ -26,7 +26,7 @@ from gateway.served_models import ServedModel
 from gateway.upstream import UpstreamClient
 
 DocumentTask = Literal["ocr", "layout"]
-PageStatus = Literal["ok", "repaired", "degraded"]
+PageStatus = Literal["ok", "repaired", "degraded", "failed"]
 _HEADERS = {"Content-Type": "application/json"}
 
 
@@ -53,6 +53,7 @@ class PageResult:
     repairs: dict[str, int] = field(default_factory=dict)
     dropped: dict[str, int] = field(default_factory=dict)
     upstream_ms: float = 0.0
+    fallback: str | None = None  # "pdf_text" when the page's embedded text replaced a degraded answer
 
 
 async def run_page(

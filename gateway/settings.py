@@ -53,6 +53,13 @@ class Settings(BaseSettings):
     # Decompression-bomb guard for document images, checked from the header before decoding. A 200-DPI A3
     # page is 7.7 MP; 64 MP leaves room for large scans.
     max_upload_pixels: int = Field(64_000_000, ge=1)
+    # Documents: pages per request (after `pages` selection), pages a PDF may have at all (a PDF bomb guard),
+    # pages of one model in flight at once (enough to keep vLLM's batch full), files per multipart batch.
+    max_pages_per_request: int = Field(100, ge=1)
+    max_document_pages: int = Field(2000, ge=1)
+    page_concurrency: int = Field(8, ge=1)
+    max_batch_files: int = Field(20, ge=1)
+
     health_interval_s: float = Field(5.0, gt=0)
     health_timeout_s: float = Field(2.0, gt=0)
 

@@ -12,12 +12,13 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from gateway.deps import GatewayState, StateDep
-from gateway.document_request import DocumentRequest, read_document_request
-from gateway.document_response import RenderedPage, document_csv, document_json
-from gateway.errors import InvalidRequest, ModelNotFound
-from gateway.images import prepare_image
+from gateway.disconnect import ClientDisconnected
+from gateway.document_pipeline import run_document
+from gateway.document_request import DocumentFile, DocumentOptions, read_document_request
+from gateway.document_response import document_csv, document_json
+from gateway.errors import GatewayError, InvalidRequest, ModelNotFound
 from gateway.overlay import draw_layout
-from gateway.page_pipeline import DocumentTask, run_page
+from gateway.page_pipeline import DocumentTask
 from gateway.schemas import ERROR_RESPONSES
 from gateway.served_models import ServedModel
 
@@ -57,15 +58,23 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 _MODE = {"mode": {"type": "string", "enum": ["all", "detect"], "default": "all"}}
 _BBOX = {"bbox": {"type": "string", "description": "a region x1,y1,x2,y2 in original-image pixels: grounding OCR"}}
+_PAGES = {
+    "pages": {"type": "string", "description": "PDF/TIFF pages, e.g. 1-3,7 (default all)"},
+    "dpi": {"type": "integer", "minimum": 36, "maximum": 600, "default": 200},
+}
 
 
-@router.post("/v1/layout", openapi_extra=_openapi(_MODE), responses=_RESPONSES, summary="Layout of a page")
+@router.post(
+    "/v1/layout", openapi_extra=_openapi({**_MODE, **_PAGES}), responses=_RESPONSES, summary="Layout of a page"
+)
 async def layout(request: Request, state: StateDep) -> Response:
     """Boxes (original-image pixels), categories and reading order; with `mode=all` also each element's text."""
     return await _run(request, state, "layout")
 
 
-@router.post("/v1/ocr", openapi_extra=_openapi(_BBOX), responses=_RESPONSES, summary="Text of a page as Markdown")
+@router.post(
+    "/v1/ocr", openapi_extra=_openapi({**_BBOX, **_PAGES}), responses=_RESPONSES, summary="Text of a page as Markdown"
+)
 async def ocr(request: Request, state: StateDep) -> Response:
     """The page's text as Markdown; with `bbox`, the text of that region only (grounding OCR)."""
     return await _run(request, state, "ocr")
@@ -73,40 +82,77 @@ async def ocr(request: Request, state: StateDep) -> Response:
 
 async def _run(request: Request, state: GatewayState, task: DocumentTask) -> Response:
     started = time.perf_counter()
-    document = await read_document_request(request, max_body_bytes=state.settings.max_body_bytes)
-    model = _model_for(state, document, task)
-    request.state.model = model.name
+    settings = state.settings
+    document = await read_document_request(
+        request, max_body_bytes=settings.max_body_bytes, max_files=settings.max_batch_files
+    )
     options = document.options
+    model = _model_for(state, options, task)
+    request.state.model = model.name
     if options.format in ("csv", "png") and task != "layout":
         raise InvalidRequest(f"format={options.format} draws layout elements: use /v1/layout", param="format")
-    max_pixels = state.settings.max_upload_pixels
-    # Decoding, resizing and encoding take tens of ms: off the event loop that relays everyone's streams.
-    prepared = await asyncio.to_thread(
-        prepare_image, document.data, model.image, param=document.param, max_pixels=max_pixels
+    if len(document.files) > 1 and options.format != "json":
+        raise InvalidRequest("a batch of files is answered in JSON only", param="format")
+    if options.format == "png" and options.pages is None:
+        options = options.model_copy(update={"pages": "1"})  # an overlay draws one page: the first by default
+    results = await asyncio.gather(
+        *(
+            _one_file(state, model, task, file, options, started, batch=len(document.files) > 1)
+            for file in document.files
+        )
     )
-    prepared_at = time.perf_counter()
-    result = await run_page(state.upstream, model, task, prepared, options, state.metrics)
-    width, height = prepared.geometry.original
-    pages = [RenderedPage(1, width, height, result)]
+    if len(results) > 1:
+        return Response(orjson.dumps({"object": "list", "data": results}), media_type="application/json")
+    return results[0] if isinstance(results[0], Response) else Response(orjson.dumps(results[0]))
+
+
+async def _one_file(
+    state: GatewayState,
+    model: ServedModel,
+    task: DocumentTask,
+    file: DocumentFile,
+    options: DocumentOptions,
+    started: float,
+    *,
+    batch: bool,
+) -> Response | dict[str, Any]:
+    """One file's answer: a Response for the single-file formats, else its JSON document (or, in a batch,
+    its error: one bad file does not fail the others)."""
+    try:
+        pages = await run_document(
+            state,
+            model,
+            task,
+            file,
+            options,
+            pool=state.render_pool,
+            slots=state.page_slots,
+            keep_images=options.format == "png",
+        )
+    except GatewayError as exc:
+        if not batch or isinstance(exc, ClientDisconnected):
+            raise
+        return {"filename": file.name, "status": "failed", "error": exc.body()["error"]}
     if options.format == "markdown":
-        return Response(pages[0].result.markdown, media_type="text/markdown; charset=utf-8")
+        markdown = "\n\n".join(page.markdown for page in pages if page.markdown)
+        return Response(markdown, media_type="text/markdown; charset=utf-8")
     if options.format == "csv":
         return Response(document_csv(pages), media_type="text/csv; charset=utf-8")
     if options.format == "png":
-        boxes = [(i, e.category, e.bbox) for i, e in enumerate(result.elements)]
-        return Response(await asyncio.to_thread(draw_layout, prepared.image, boxes), media_type="image/png")
-    finished = time.perf_counter()
+        [page] = pages
+        assert page.image is not None
+        assert page.result is not None
+        boxes = [(i, e.category, e.bbox) for i, e in enumerate(page.result.elements)]
+        return Response(await asyncio.to_thread(draw_layout, page.image, boxes), media_type="image/png")
     timings = {
-        "prepare_ms": (prepared_at - started) * 1000,
-        "upstream_ms": result.upstream_ms,
-        "total_ms": (finished - started) * 1000,
+        "upstream_ms": sum(page.result.upstream_ms for page in pages if page.result),
+        "total_ms": (time.perf_counter() - started) * 1000,
     }
-    body = document_json(f"doc-{uuid.uuid4().hex}", model.name, task, pages, timings)
-    return Response(orjson.dumps(body), media_type="application/json")
+    return document_json(f"doc-{uuid.uuid4().hex}", model.name, task, pages, timings, filename=file.name)
 
 
-def _model_for(state: GatewayState, document: DocumentRequest, task: DocumentTask) -> ServedModel:
-    name = document.options.model or DEFAULT_MODEL
+def _model_for(state: GatewayState, options: DocumentOptions, task: DocumentTask) -> ServedModel:
+    name = options.model or DEFAULT_MODEL
     model = state.models.get(name)
     if model is None:
         raise ModelNotFound(name)

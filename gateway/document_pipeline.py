@@ -1,0 +1,104 @@
+"""A whole document (an image, a PDF, a multi-page TIFF) through a task: pages concurrently, results in order.
+
+Pages of one model run at most `GATEWAY_PAGE_CONCURRENCY` at a time across all requests: enough to keep
+vLLM's batch full without queueing hundreds of pages inside it. PDF pages are rendered in a process pool
+sized to the CPU. In a multi-page document a page that fails yields that page's error, not a failed
+document; a born-digital page whose output stays degraded falls back to its embedded text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
+from dataclasses import replace
+
+from gateway.deps import GatewayState
+from gateway.disconnect import ClientDisconnected
+from gateway.document_request import DocumentFile, DocumentOptions
+from gateway.document_response import RenderedPage
+from gateway.errors import GatewayError, InvalidRequest
+from gateway.images import prepare_decoded
+from gateway.page_pipeline import DocumentTask, PageResult, run_page
+from gateway.page_slots import PageSlots
+from gateway.page_source import SourceDocument, open_document, parse_pages, render_page
+from gateway.served_models import ServedModel
+
+
+async def run_document(
+    state: GatewayState,
+    model: ServedModel,
+    task: DocumentTask,
+    file: DocumentFile,
+    options: DocumentOptions,
+    *,
+    pool: Executor,
+    slots: PageSlots,
+    keep_images: bool = False,
+) -> list[RenderedPage]:
+    """Every selected page of `file`, in page order. A single page's failure is raised as the request's.
+
+    `keep_images` keeps each page's decoded image on its result (for the PNG overlay answer).
+    """
+    settings = state.settings
+    source = await asyncio.to_thread(open_document, file.data, param=file.param, max_pages=settings.max_document_pages)
+    numbers = parse_pages(options.pages, source.page_count)
+    if len(numbers) > settings.max_pages_per_request:
+        raise InvalidRequest(
+            f"{len(numbers)} pages selected; one request reads at most {settings.max_pages_per_request} "
+            "(select fewer with `pages`, or submit a job)",
+            param="pages",
+        )
+    semaphore = slots.of(model.name)
+
+    async def one(number: int) -> RenderedPage:
+        async with semaphore:
+            return await _run_one(state, model, task, source, number, file, options, pool, keep_images)
+
+    if len(numbers) == 1:
+        return [await one(numbers[0])]
+    tasks = [asyncio.create_task(_isolated(one, number)) for number in numbers]
+    try:
+        return list(await asyncio.gather(*tasks))
+    finally:
+        for pending in tasks:  # the client left, or the server stops: no page keeps a GPU slot
+            pending.cancel()
+
+
+async def _isolated(one: Callable[[int], Awaitable[RenderedPage]], number: int) -> RenderedPage:
+    """One page of a multi-page document: its failure becomes its own error entry."""
+    try:
+        return await one(number)
+    except ClientDisconnected:
+        raise
+    except GatewayError as exc:
+        return RenderedPage(number, 0, 0, None, error=exc)
+
+
+async def _run_one(
+    state: GatewayState,
+    model: ServedModel,
+    task: DocumentTask,
+    source: SourceDocument,
+    number: int,
+    file: DocumentFile,
+    options: DocumentOptions,
+    pool: Executor,
+    keep_image: bool,
+) -> RenderedPage:
+    settings = state.settings
+    page = await render_page(
+        source, number, dpi=options.dpi, pool=pool, max_pixels=settings.max_upload_pixels, param=file.param
+    )
+    prepared = await asyncio.to_thread(prepare_decoded, page.image, model.image, param=file.param)
+    result = await run_page(state.upstream, model, task, prepared, options, state.metrics)
+    if result.status == "degraded" and page.text:
+        result = _text_layer_fallback(result, page.text)
+        state.metrics.page_fallbacks.labels(model.name, "pdf_text").inc()
+    width, height = prepared.geometry.original
+    return RenderedPage(number, width, height, result, dpi=page.dpi, image=prepared.image if keep_image else None)
+
+
+def _text_layer_fallback(result: PageResult, text: str) -> PageResult:
+    """A born-digital page the model could not read: its embedded text instead, marked as such."""
+    return replace(result, markdown=text, markdown_no_headers=text, elements=[], fallback="pdf_text")
