@@ -9,15 +9,18 @@ document; a born-digital page whose output stays degraded falls back to its embe
 from __future__ import annotations
 
 import asyncio
+import time
+import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import replace
+from typing import Any
 
 from gateway.deps import GatewayState
 from gateway.disconnect import ClientDisconnected
 from gateway.document_request import DocumentFile, DocumentOptions
-from gateway.document_response import RenderedPage
-from gateway.errors import GatewayError, InvalidRequest
+from gateway.document_response import RenderedPage, document_json
+from gateway.errors import GatewayError, InvalidRequest, ModelNotFound
 from gateway.images import prepare_decoded
 from gateway.page_pipeline import DocumentTask, PageResult, run_page
 from gateway.page_slots import PageSlots
@@ -35,10 +38,12 @@ async def run_document(
     pool: Executor,
     slots: PageSlots,
     keep_images: bool = False,
+    on_page: Callable[[], None] | None = None,
 ) -> list[RenderedPage]:
     """Every selected page of `file`, in page order. A single page's failure is raised as the request's.
 
-    `keep_images` keeps each page's decoded image on its result (for the PNG overlay answer).
+    `keep_images` keeps each page's decoded image on its result (for the PNG overlay answer); `on_page` is
+    called as each page finishes, failed or not (job progress).
     """
     settings = state.settings
     source = await asyncio.to_thread(open_document, file.data, param=file.param, max_pages=settings.max_document_pages)
@@ -52,8 +57,12 @@ async def run_document(
     semaphore = slots.of(model.name)
 
     async def one(number: int) -> RenderedPage:
-        async with semaphore:
-            return await _run_one(state, model, task, source, number, file, options, pool, keep_images)
+        try:
+            async with semaphore:
+                return await _run_one(state, model, task, source, number, file, options, pool, keep_images)
+        finally:
+            if on_page is not None:
+                on_page()
 
     if len(numbers) == 1:
         return [await one(numbers[0])]
@@ -102,3 +111,71 @@ async def _run_one(
 def _text_layer_fallback(result: PageResult, text: str) -> PageResult:
     """A born-digital page the model could not read: its embedded text instead, marked as such."""
     return replace(result, markdown=text, markdown_no_headers=text, elements=[], fallback="pdf_text")
+
+
+DEFAULT_MODEL = "dots-ocr"
+
+
+def resolve_model(state: GatewayState, options: DocumentOptions, task: DocumentTask) -> ServedModel:
+    """The served model a document request names (dots-ocr by default); 404 or 400 if it cannot do `task`."""
+    name = options.model or DEFAULT_MODEL
+    model = state.models.get(name)
+    if model is None:
+        raise ModelNotFound(name)
+    if task not in model.config.tasks:
+        raise InvalidRequest(f"model {name} does not do {task}; its tasks are {model.config.tasks}", param="model")
+    return model
+
+
+def check_options(options: DocumentOptions, task: DocumentTask, *, files: int) -> DocumentOptions:
+    """Refuse combinations that cannot be answered; an overlay draws one page (the first unless `pages` says)."""
+    if options.format in ("csv", "png") and task != "layout":
+        raise InvalidRequest(f"format={options.format} draws layout elements: use /v1/layout", param="format")
+    if files > 1 and options.format != "json":
+        raise InvalidRequest("a batch of files is answered in JSON only", param="format")
+    if options.format == "png" and options.pages is None:
+        return options.model_copy(update={"pages": "1"})
+    return options
+
+
+async def json_answer(
+    state: GatewayState,
+    model: ServedModel,
+    task: DocumentTask,
+    files: list[DocumentFile],
+    options: DocumentOptions,
+    *,
+    on_page: Callable[[], None] | None = None,
+) -> dict[str, Any]:
+    """The JSON answer for one file (a document) or a batch (a list with one document or error per file)."""
+    batch = len(files) > 1
+    answers = await asyncio.gather(
+        *(_json_document(state, model, task, file, options, batch=batch, on_page=on_page) for file in files)
+    )
+    return {"object": "list", "data": list(answers)} if batch else answers[0]
+
+
+async def _json_document(
+    state: GatewayState,
+    model: ServedModel,
+    task: DocumentTask,
+    file: DocumentFile,
+    options: DocumentOptions,
+    *,
+    batch: bool,
+    on_page: Callable[[], None] | None,
+) -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        pages = await run_document(
+            state, model, task, file, options, pool=state.render_pool, slots=state.page_slots, on_page=on_page
+        )
+    except GatewayError as exc:
+        if not batch or isinstance(exc, ClientDisconnected):
+            raise
+        return {"filename": file.name, "status": "failed", "error": exc.body()["error"]}
+    timings = {
+        "upstream_ms": sum(page.result.upstream_ms for page in pages if page.result),
+        "total_ms": (time.perf_counter() - started) * 1000,
+    }
+    return document_json(f"doc-{uuid.uuid4().hex}", model.name, task, pages, timings, filename=file.name)

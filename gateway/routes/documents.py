@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
-import uuid
 from typing import Any
 
 import orjson
@@ -12,19 +10,15 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from gateway.deps import GatewayState, StateDep
-from gateway.disconnect import ClientDisconnected
-from gateway.document_pipeline import run_document
-from gateway.document_request import DocumentFile, DocumentOptions, read_document_request
-from gateway.document_response import document_csv, document_json
-from gateway.errors import GatewayError, InvalidRequest, ModelNotFound
+from gateway.document_pipeline import check_options, json_answer, resolve_model, run_document
+from gateway.document_request import read_document_request
+from gateway.document_response import document_csv
 from gateway.overlay import draw_layout
 from gateway.page_pipeline import DocumentTask
 from gateway.schemas import ERROR_RESPONSES
-from gateway.served_models import ServedModel
 
 router = APIRouter(tags=["Documents"])
 
-DEFAULT_MODEL = "dots-ocr"
 
 _FIELDS = {
     "model": {"type": "string", "description": "a model with the task (GET /v1/models); default dots-ocr"},
@@ -81,81 +75,34 @@ async def ocr(request: Request, state: StateDep) -> Response:
 
 
 async def _run(request: Request, state: GatewayState, task: DocumentTask) -> Response:
-    started = time.perf_counter()
     settings = state.settings
     document = await read_document_request(
         request, max_body_bytes=settings.max_body_bytes, max_files=settings.max_batch_files
     )
-    options = document.options
-    model = _model_for(state, options, task)
+    options = check_options(document.options, task, files=len(document.files))
+    model = resolve_model(state, options, task)
     request.state.model = model.name
-    if options.format in ("csv", "png") and task != "layout":
-        raise InvalidRequest(f"format={options.format} draws layout elements: use /v1/layout", param="format")
-    if len(document.files) > 1 and options.format != "json":
-        raise InvalidRequest("a batch of files is answered in JSON only", param="format")
-    if options.format == "png" and options.pages is None:
-        options = options.model_copy(update={"pages": "1"})  # an overlay draws one page: the first by default
-    results = await asyncio.gather(
-        *(
-            _one_file(state, model, task, file, options, started, batch=len(document.files) > 1)
-            for file in document.files
-        )
+    if options.format == "json":
+        answer = await json_answer(state, model, task, document.files, options)
+        return Response(orjson.dumps(answer), media_type="application/json")
+    [file] = document.files
+    pages = await run_document(
+        state,
+        model,
+        task,
+        file,
+        options,
+        pool=state.render_pool,
+        slots=state.page_slots,
+        keep_images=options.format == "png",
     )
-    if len(results) > 1:
-        return Response(orjson.dumps({"object": "list", "data": results}), media_type="application/json")
-    return results[0] if isinstance(results[0], Response) else Response(orjson.dumps(results[0]))
-
-
-async def _one_file(
-    state: GatewayState,
-    model: ServedModel,
-    task: DocumentTask,
-    file: DocumentFile,
-    options: DocumentOptions,
-    started: float,
-    *,
-    batch: bool,
-) -> Response | dict[str, Any]:
-    """One file's answer: a Response for the single-file formats, else its JSON document (or, in a batch,
-    its error: one bad file does not fail the others)."""
-    try:
-        pages = await run_document(
-            state,
-            model,
-            task,
-            file,
-            options,
-            pool=state.render_pool,
-            slots=state.page_slots,
-            keep_images=options.format == "png",
-        )
-    except GatewayError as exc:
-        if not batch or isinstance(exc, ClientDisconnected):
-            raise
-        return {"filename": file.name, "status": "failed", "error": exc.body()["error"]}
     if options.format == "markdown":
         markdown = "\n\n".join(page.markdown for page in pages if page.markdown)
         return Response(markdown, media_type="text/markdown; charset=utf-8")
     if options.format == "csv":
         return Response(document_csv(pages), media_type="text/csv; charset=utf-8")
-    if options.format == "png":
-        [page] = pages
-        assert page.image is not None
-        assert page.result is not None
-        boxes = [(i, e.category, e.bbox) for i, e in enumerate(page.result.elements)]
-        return Response(await asyncio.to_thread(draw_layout, page.image, boxes), media_type="image/png")
-    timings = {
-        "upstream_ms": sum(page.result.upstream_ms for page in pages if page.result),
-        "total_ms": (time.perf_counter() - started) * 1000,
-    }
-    return document_json(f"doc-{uuid.uuid4().hex}", model.name, task, pages, timings, filename=file.name)
-
-
-def _model_for(state: GatewayState, options: DocumentOptions, task: DocumentTask) -> ServedModel:
-    name = options.model or DEFAULT_MODEL
-    model = state.models.get(name)
-    if model is None:
-        raise ModelNotFound(name)
-    if task not in model.config.tasks:
-        raise InvalidRequest(f"model {name} does not do {task}; its tasks are {model.config.tasks}", param="model")
-    return model
+    [page] = pages  # png: check_options selected one page
+    assert page.image is not None
+    assert page.result is not None
+    boxes = [(i, e.category, e.bbox) for i, e in enumerate(page.result.elements)]
+    return Response(await asyncio.to_thread(draw_layout, page.image, boxes), media_type="image/png")

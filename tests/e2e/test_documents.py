@@ -306,3 +306,8 @@ def test_pages_are_resized_to_the_cap_the_server_runs_with(
     assert width * height <= 1_000_000
     title = response.json()["pages"][0]["elements"][1]["bbox"]
     assert title == pytest.approx([0.12 * 1700, 0.08 * 2250, 0.88 * 1700, 0.13 * 2250], abs=4)
+
+
+def test_json_answers_say_they_are_json(docs_gateway: GatewayServer) -> None:
+    response = _upload(docs_gateway, "/v1/layout")
+    assert response.headers["content-type"] == "application/json"
