@@ -48,6 +48,7 @@ status: install
 bench: install
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.document_cpu
+	$(BIN)/python -m bench.document_throughput
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info
