@@ -87,6 +87,7 @@ __all__ = [
     "encode_png",
     "prepare_decoded",
     "prepare_image",
+    "prepare_model_sized",
     "smart_resize",
 ]
 
@@ -120,6 +121,15 @@ def prepare_image(data: bytes, policy: ImagePolicy, *, param: str, max_pixels: i
     CPU-bound (about 0.1 s for a 4 MP page here): call it from a worker thread, not the event loop.
     """
     return prepare_decoded(decode_image(data, param=param, max_pixels=max_pixels), policy, param=param)
+
+
+def prepare_model_sized(image: Image.Image, original_size: tuple[int, int]) -> PreparedImage:
+    """A page already drawn at its model-input size (a PDF page rendered straight to it): only encode it.
+
+    `image` stands in for the original too, so it must not be used for overlays or Picture crops, which are
+    in original pixels: callers that need those render the page at its own size instead.
+    """
+    return PreparedImage(image=image, geometry=PageGeometry(original_size, image.size), png=encode_png(image))
 
 
 def prepare_decoded(image: Image.Image, policy: ImagePolicy, *, param: str) -> PreparedImage:

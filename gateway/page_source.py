@@ -53,6 +53,7 @@ from gateway.pdf_render import (
     pdf_dpi,
     render_in_worker,
 )
+from gateway.registry import ImagePolicy
 from gateway.render_pool import RenderPool, make_render_pool, render_workers
 from gateway.tiff_frames import TiffUnreadable, tiff_frame, tiff_ifd_offsets
 
@@ -99,6 +100,9 @@ class SourcePage:
     image: Image.Image  # RGB
     dpi: int | None  # the DPI used (PDF pages), None for images/TIFF frames
     text: str | None  # the PDF's embedded text layer for this page ("" when it has none), None for images
+    # Set when the page was drawn directly at a model's input size (render_page's `model_policy`): `image` is
+    # then that size, and this is the page's own size at `dpi`, the pixels its boxes are reported in.
+    original_size: tuple[int, int] | None = None
 
 
 def open_document(data: bytes, *, param: str, max_pages: int) -> SourceDocument:
@@ -189,6 +193,7 @@ async def render_page(
     pool: concurrent.futures.Executor,
     max_pixels: int,
     param: str = "file",
+    model_policy: ImagePolicy | None = None,
 ) -> SourcePage:
     """Page `number` (1-based) as an RGB image. PDF pages render in `pool` (a process pool: PDFium is not
     thread-safe) at up to `dpi`; TIFF frames and images decode in a thread via `decode_image`.
@@ -204,7 +209,11 @@ async def render_page(
     if document.kind == "tiff":
         image = await asyncio.to_thread(_decode_tiff_frame, document.data, number, param, max_pixels)
         return SourcePage(number=number, image=image, dpi=None, text=None)
-    rendered = await _render_pdf_page(document.data, number, dpi, pool, max_pixels, param)
+    rendered = await _render_pdf_page(document.data, number, dpi, pool, max_pixels, param, model_policy)
+    if rendered.model_size is not None:
+        image = Image.frombytes("RGB", rendered.model_size, rendered.rgb)
+        size = (rendered.width, rendered.height)
+        return SourcePage(number=number, image=image, dpi=rendered.dpi, text=rendered.text, original_size=size)
     image = Image.frombytes("RGB", (rendered.width, rendered.height), rendered.rgb)
     return SourcePage(number=number, image=image, dpi=rendered.dpi, text=rendered.text)
 
@@ -218,13 +227,19 @@ def _decode_tiff_frame(data: bytes, number: int, param: str, max_pixels: int) ->
 
 
 async def _render_pdf_page(
-    data: bytes, number: int, dpi: int, pool: concurrent.futures.Executor, max_pixels: int, param: str
+    data: bytes,
+    number: int,
+    dpi: int,
+    pool: concurrent.futures.Executor,
+    max_pixels: int,
+    param: str,
+    model_policy: ImagePolicy | None,
 ) -> RenderedPage:
     loop = asyncio.get_running_loop()
     for attempt in (1, 2):
         inner = pool.executor if isinstance(pool, RenderPool) else None
         try:
-            return await loop.run_in_executor(pool, render_in_worker, data, number - 1, dpi, max_pixels)
+            return await loop.run_in_executor(pool, render_in_worker, data, number - 1, dpi, max_pixels, model_policy)
         except PageTooManyPixels as exc:
             width, height = exc.args
             raise ImageTooLarge(
