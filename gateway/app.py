@@ -14,16 +14,18 @@ from gateway import __version__
 from gateway.deps import GatewayState
 from gateway.error_handlers import ErrorBoundary, install_error_handlers
 from gateway.health import HealthProber
+from gateway.jobs import JobRunner
 from gateway.metrics import GatewayMetrics
 from gateway.middleware import MetricsMiddleware
 from gateway.openapi import install_openapi
 from gateway.page_slots import PageSlots
 from gateway.page_source import make_render_pool
 from gateway.registry import load_registry
-from gateway.routes import chat, documents, health, metrics, models
+from gateway.routes import chat, documents, health, jobs, metrics, models
 from gateway.routes.bare import BareASGIRoute
 from gateway.served_models import build_served_models
 from gateway.settings import Settings
+from gateway.store import open_store
 from gateway.upstream import UpstreamClient
 
 
@@ -52,6 +54,7 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
     registry = load_registry(settings.model_configs_dir, settings.prompts_dir)
     served = build_served_models(registry, settings)
     gateway_metrics = GatewayMetrics()
+    store = open_store(settings.store_path, cache_max_bytes=settings.cache_max_bytes)  # ConfigError if unusable
     state = GatewayState(
         settings=settings,
         registry=registry,
@@ -67,12 +70,15 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
         started_at=int(time.time()),
         render_pool=make_render_pool(),
         page_slots=PageSlots(settings.page_concurrency),
+        store=store,
+        jobs=JobRunner(store, settings),
     )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await state.upstream.start()
         state.prober.start()
+        await state.jobs.start(state)  # expires old jobs, resumes those a previous run left unfinished
         # Everything built so far (FastAPI, pydantic, the registry) lives for the whole process: moving it out
         # of the collector's reach keeps full collections short, which showed as tens of ms at p99 under load.
         gc.collect()
@@ -80,9 +86,11 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
         try:
             yield
         finally:
+            await state.jobs.close()  # unfinished jobs stay in the store, resumed at the next start
             await state.prober.close()
             await state.upstream.close()
             state.render_pool.shutdown(wait=True, cancel_futures=True)
+            state.store.close()
 
     app = GatewayApp(
         title="VLM gateway",
@@ -96,7 +104,7 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
     # Registered for routing (a GET gets 405) and the route label; POSTs take the hot path below.
     chat_route = BareASGIRoute(chat.PATH, chat_endpoint, methods=["POST"])
     app.router.routes.append(chat_route)
-    for module in (models, documents, health, metrics):
+    for module in (models, documents, jobs, health, metrics):
         app.include_router(module.router)
     install_openapi(app)
     install_error_handlers(app)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 
@@ -14,7 +14,11 @@ from gateway.page_slots import PageSlots
 from gateway.registry import ModelConfig
 from gateway.served_models import ServedModel
 from gateway.settings import Settings
+from gateway.store import Store
 from gateway.upstream import UpstreamClient
+
+if TYPE_CHECKING:  # jobs.py runs documents through the pipeline, which imports this module
+    from gateway.jobs import JobRunner
 
 
 @dataclass
@@ -30,6 +34,8 @@ class GatewayState:
     started_at: int
     render_pool: Executor  # renders PDF pages, sized to the CPU
     page_slots: PageSlots  # pages of one model in flight at once
+    store: Store  # jobs, their uploads and results, the result cache (SQLite)
+    jobs: JobRunner  # runs jobs in the background, started and stopped by the lifespan
 
 
 # Async on purpose: FastAPI runs a plain `def` dependency in a worker thread, which costs more than

@@ -21,10 +21,11 @@ from gateway.disconnect import ClientDisconnected
 from gateway.document_request import DocumentFile, DocumentOptions
 from gateway.document_response import RenderedPage, document_json
 from gateway.errors import GatewayError, InvalidRequest, ModelNotFound
-from gateway.images import prepare_decoded
+from gateway.images import prepare_decoded, prepare_model_sized
 from gateway.page_pipeline import DocumentTask, PageResult, run_page
 from gateway.page_slots import PageSlots
 from gateway.page_source import SourceDocument, open_document, parse_pages, render_page
+from gateway.result_cache import cache_key, cached_document, remember_document
 from gateway.served_models import ServedModel
 
 
@@ -96,10 +97,22 @@ async def _run_one(
     keep_image: bool,
 ) -> RenderedPage:
     settings = state.settings
+    # Overlays and Picture crops need the page at its own size; otherwise PDF pages are drawn straight at the
+    # model's input size, which saves the resize.
+    direct = not (keep_image or options.picture_crops)
     page = await render_page(
-        source, number, dpi=options.dpi, pool=pool, max_pixels=settings.max_upload_pixels, param=file.param
+        source,
+        number,
+        dpi=options.dpi,
+        pool=pool,
+        max_pixels=settings.max_upload_pixels,
+        param=file.param,
+        model_policy=model.image if direct else None,
     )
-    prepared = await asyncio.to_thread(prepare_decoded, page.image, model.image, param=file.param)
+    if page.original_size is not None:
+        prepared = await asyncio.to_thread(prepare_model_sized, page.image, page.original_size)
+    else:
+        prepared = await asyncio.to_thread(prepare_decoded, page.image, model.image, param=file.param)
     result = await run_page(state.upstream, model, task, prepared, options, state.metrics)
     if result.status == "degraded" and page.text:
         result = _text_layer_fallback(result, page.text)
@@ -166,6 +179,15 @@ async def _json_document(
     on_page: Callable[[], None] | None,
 ) -> dict[str, Any]:
     started = time.perf_counter()
+    # -- result cache (gateway/result_cache.py): a hit skips the model entirely --
+    key: str | None = None
+    if state.store.cache_max_bytes > 0:
+        key = await asyncio.to_thread(cache_key, model, task, file, options)
+        hit = await cached_document(state.store, key, file, started)
+        (state.metrics.cache_hits if hit is not None else state.metrics.cache_misses).labels(model.name, task).inc()
+        if hit is not None:
+            return hit
+    # -- end result cache --
     try:
         pages = await run_document(
             state, model, task, file, options, pool=state.render_pool, slots=state.page_slots, on_page=on_page
@@ -178,4 +200,7 @@ async def _json_document(
         "upstream_ms": sum(page.result.upstream_ms for page in pages if page.result),
         "total_ms": (time.perf_counter() - started) * 1000,
     }
-    return document_json(f"doc-{uuid.uuid4().hex}", model.name, task, pages, timings, filename=file.name)
+    answer = document_json(f"doc-{uuid.uuid4().hex}", model.name, task, pages, timings, filename=file.name)
+    if key is not None:  # result cache: only answers whose every page succeeded
+        await remember_document(state.store, key, answer)
+    return answer

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -87,23 +87,31 @@ class DocumentRequest:
 
     files: list[DocumentFile]
     options: DocumentOptions
+    extra: dict[str, Any] = field(default_factory=dict)  # the caller's `extra_fields` that were present
 
 
-async def read_document_request(request: Request, *, max_body_bytes: int, max_files: int) -> DocumentRequest:
-    """Parse the request by its content type; raise InvalidRequest (400/413/415) naming the problem."""
+async def read_document_request(
+    request: Request, *, max_body_bytes: int, max_files: int, extra_fields: tuple[str, ...] = ()
+) -> DocumentRequest:
+    """Parse the request by its content type; raise InvalidRequest (400/413/415) naming the problem.
+
+    `extra_fields` are read aside into `extra` rather than as options (POST /v1/jobs: `task`).
+    """
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
-        return await _from_multipart(request, max_body_bytes, max_files)
+        return await _from_multipart(request, max_body_bytes, max_files, extra_fields)
     if content_type in ("application/json", ""):
         body = await read_body(request.scope, request.receive, max_body_bytes)
-        return _from_json(body)
+        return _from_json(body, extra_fields)
     raise UnsupportedMediaType(
         f"unsupported content type {content_type!r}: send multipart/form-data with a `file` part, "
         "or JSON with an `image` field"
     )
 
 
-async def _from_multipart(request: Request, max_body_bytes: int, max_files: int) -> DocumentRequest:
+async def _from_multipart(
+    request: Request, max_body_bytes: int, max_files: int, extra_fields: tuple[str, ...] = ()
+) -> DocumentRequest:
     try:
         # One more file than allowed is read so that a batch over the limit is told so, not truncated.
         form = await request.form(max_files=max_files + 1, max_fields=16, max_part_size=64 * 1024)
@@ -127,17 +135,19 @@ async def _from_multipart(request: Request, max_body_bytes: int, max_files: int)
         for key, value in fields.items():
             if not isinstance(value, str):
                 raise InvalidRequest(f"`{key}` must be a plain form field, not a file", param=key)
-        return DocumentRequest(files, _options(fields))
+        extra = {key: fields.pop(key) for key in extra_fields if key in fields}
+        return DocumentRequest(files, _options(fields), extra)
     finally:
         await form.close()
 
 
-def _from_json(body: bytes) -> DocumentRequest:
+def _from_json(body: bytes, extra_fields: tuple[str, ...] = ()) -> DocumentRequest:
     payload = json_object(body)
+    extra = {key: payload.pop(key) for key in extra_fields if key in payload}
     image = payload.pop("image", None)
     if not isinstance(image, str) or not image:
         raise InvalidRequest("`image` is required: a data: URL or base64 of the image file", param="image")
-    return DocumentRequest([DocumentFile(_decode_base64_image(image), "", "image")], _options(payload))
+    return DocumentRequest([DocumentFile(_decode_base64_image(image), "", "image")], _options(payload), extra)
 
 
 def _decode_base64_image(value: str) -> bytes:

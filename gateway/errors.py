@@ -4,6 +4,9 @@
     ├── InvalidRequest            400 invalid_request_error   (names the offending field in `param`)
     │   └── BodyTooLarge          413 invalid_request_error
     ├── ModelNotFound             404 invalid_request_error   code model_not_found
+    ├── JobNotFound               404 not_found_error         code job_not_found, param id
+    ├── JobConflict               409 invalid_request_error   (a job's result before it finished, or
+    │                                                          cancelling a finished job)
     ├── UpstreamStatusError       the upstream's own status, message, type and param (an upstream 4xx or a
     │                             5xx left after retries)
     ├── UpstreamUnavailable       503 service_unavailable     (refused, reset, no healthy replica)
@@ -61,6 +64,28 @@ class ModelNotFound(GatewayError):
 
     def __init__(self, model: str) -> None:
         super().__init__(f"The model `{model}` does not exist.", param="model")
+
+
+class JobNotFound(GatewayError):
+    """No job has this id (never submitted, or deleted GATEWAY_JOB_RESULT_TTL_S after it finished)."""
+
+    status_code = 404
+    error_type = "not_found_error"
+    code = "job_not_found"
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"No job with id `{job_id}` (finished jobs are deleted after a while).", param="id")
+
+
+class JobConflict(GatewayError):
+    """The job is not in a state that allows this: its result before it finished, or cancelling a finished job."""
+
+    status_code = 409
+    error_type = "invalid_request_error"
+
+    def __init__(self, message: str, *, code: str) -> None:
+        super().__init__(message, param="id")
+        self.code = code
 
 
 class UpstreamStatusError(GatewayError):

@@ -115,6 +115,19 @@ class GatewayMetrics:
             registry=self.registry,
         )
 
+        self.cache_hits = Counter(
+            "gateway_cache_hits",
+            "Documents answered from the result cache (GATEWAY_CACHE_MAX_BYTES), by model and task.",
+            ["model", "task"],
+            registry=self.registry,
+        )
+        self.cache_misses = Counter(
+            "gateway_cache_misses",
+            "Documents looked up in the result cache and not found, by model and task.",
+            ["model", "task"],
+            registry=self.registry,
+        )
+
     def render(self) -> bytes:
         """The Prometheus text exposition of every series."""
         return generate_latest(self.registry)

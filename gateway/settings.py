@@ -63,11 +63,26 @@ class Settings(BaseSettings):
     health_interval_s: float = Field(5.0, gt=0)
     health_timeout_s: float = Field(2.0, gt=0)
 
+    # The durable store (SQLite): jobs, their uploads and results, and the document result cache. A file,
+    # never `:memory:`: jobs must outlive the process. Finished jobs are deleted `job_result_ttl_s` after they
+    # finish; at most `job_concurrency` jobs run at once; the cache holds at most `cache_max_bytes` (0: off).
+    store_path: Path = Path("gateway-store.sqlite3")
+    job_result_ttl_s: float = Field(7 * 24 * 3600.0, gt=0)
+    job_concurrency: int = Field(2, ge=1)
+    cache_max_bytes: int = Field(256 * 1024 * 1024, ge=0)
+
     @field_validator("models", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [name.strip() for name in value.split(",") if name.strip()]
+        return value
+
+    @field_validator("store_path")
+    @classmethod
+    def _store_is_a_file(cls, value: Path) -> Path:
+        if str(value) in ("", ".", ":memory:"):
+            raise ValueError("must name a file (the store exists to outlive the process; `:memory:` would not)")
         return value
 
     @field_validator("upstreams", mode="before")

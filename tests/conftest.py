@@ -47,11 +47,15 @@ def gateway_settings(upstreams: dict[str, list[str]], **overrides: Any) -> Setti
 
 
 @pytest.fixture
-def make_gateway() -> Iterator[Callable[..., GatewayServer]]:
-    """Start gateways in front of the given upstreams; ready (every upstream healthy) unless told not to wait."""
+def make_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., GatewayServer]]:
+    """Start gateways in front of the given upstreams; ready (every upstream healthy) unless told not to wait.
+
+    Each gateway gets a store of its own in a temporary directory unless `store_path` is given.
+    """
     started: list[GatewayServer] = []
 
     def start(upstreams: dict[str, list[str]], *, wait_ready: bool = True, **overrides: Any) -> GatewayServer:
+        overrides.setdefault("store_path", tmp_path_factory.mktemp("store") / "gateway-store.sqlite3")
         server = GatewayServer(gateway_settings(upstreams, **overrides)).start()
         started.append(server)
         if wait_ready:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 from collections.abc import Callable
@@ -169,3 +170,22 @@ def test_the_text_survives_the_gateway(
     assert len(held_by_the_model) >= 2
     for text in held_by_the_model:
         assert text in markdown
+
+
+def test_pdf_pages_drawn_at_the_model_size_keep_exact_boxes(gateway: GatewayServer, dots: StandinServer) -> None:
+    # PDF pages are drawn by PDFium straight at the model-input size; boxes must still map to the page's
+    # pixels at its DPI.
+    response = _post(gateway, "/v1/layout", [("calendar.pdf", CALENDAR.read_bytes())], pages="1")
+    page = response.json()["pages"][0]
+    title = page["elements"][1]["bbox"]
+    assert title == pytest.approx([0.12 * 2339, 0.08 * 3308, 0.88 * 2339, 0.13 * 3308], abs=3)
+    sent = _chat_requests(dots)[0].body["messages"][0]["content"][0]["image_url"]["url"]
+    with Image.open(io.BytesIO(base64.b64decode(sent.partition(",")[2]))) as image:
+        assert image.size == (2352, 3304)  # smart_resize of 2339 x 3308 (dots.ocr's documented example)
+
+
+def test_an_overlay_of_a_pdf_page_is_drawn_at_the_pages_own_size(gateway: GatewayServer) -> None:
+    response = _post(gateway, "/v1/layout", [("calendar.pdf", CALENDAR.read_bytes())], format="png", pages="2")
+    assert response.status_code == 200, response.text
+    with Image.open(io.BytesIO(response.content)) as image:
+        assert image.size == (2339, 3308)
