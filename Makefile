@@ -14,13 +14,13 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 lint: install
-	$(BIN)/ruff check gateway launchers tests bench
-	$(BIN)/ruff format --check gateway launchers tests bench
+	$(BIN)/ruff check gateway launchers tests bench vlm_client
+	$(BIN)/ruff format --check gateway launchers tests bench vlm_client
 	$(BIN)/mypy
 
 format: install
-	$(BIN)/ruff format gateway launchers tests bench
-	$(BIN)/ruff check --fix gateway launchers tests bench
+	$(BIN)/ruff format gateway launchers tests bench vlm_client
+	$(BIN)/ruff check --fix gateway launchers tests bench vlm_client
 
 test: lint
 	$(BIN)/pytest
