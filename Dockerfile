@@ -24,7 +24,10 @@ ENV GATEWAY_MODEL_CONFIGS_DIR=/app/model_configs \
     GATEWAY_HOST=0.0.0.0 \
     GATEWAY_PORT=8000
 
-RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin gateway
+RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin gateway \
+    && mkdir /data && chown gateway /data
+# Jobs, their inputs and results, and the result cache: mount a volume here so they outlive the container.
+ENV GATEWAY_STORE_PATH=/data/gateway-store.sqlite3
 USER gateway
 
 EXPOSE 8000

@@ -117,7 +117,13 @@ def _compose_text(
     )
     lines.append(_service_block("prometheus", _prometheus_service()))
     lines.append(_service_block("grafana", _grafana_service(grafana)))
-    volumes: dict[str, dict[str, Any]] = {"hf-cache": {}, "vllm-cache": {}, "prometheus-data": {}, "grafana-data": {}}
+    volumes: dict[str, dict[str, Any]] = {
+        "hf-cache": {},
+        "vllm-cache": {},
+        "gateway-data": {},
+        "prometheus-data": {},
+        "grafana-data": {},
+    }
     return "\n".join(lines) + "\n" + _dump({"volumes": volumes})
 
 
@@ -153,6 +159,8 @@ def _gateway_service(root: str, names: list[str], last_server: str, pixel_caps: 
             "GATEWAY_MODEL_MAX_PIXELS": json.dumps(pixel_caps, sort_keys=True),
         },
         "ports": [f"{GATEWAY_PORT}:{GATEWAY_PORT}"],
+        # The job and result-cache store (GATEWAY_STORE_PATH in the image): jobs survive a container restart.
+        "volumes": ["gateway-data:/data"],
         "healthcheck": _healthcheck("python", GATEWAY_PORT, interval="10s", retries=3, start_period="30s"),
         "depends_on": {last_server: {"condition": "service_healthy"}},
         "restart": "unless-stopped",

@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from types import FrameType
@@ -70,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
             "GATEWAY_LOG_LEVEL": "warning",
             "GATEWAY_MODELS": ",".join(ports),
             "GATEWAY_UPSTREAMS": json.dumps(upstreams),
+            # A throwaway store: the demo's jobs and cache need not outlive it.
+            "GATEWAY_STORE_PATH": str(Path(tempfile.mkdtemp(prefix="vlm-demo-")) / "gateway-store.sqlite3"),
         }
         processes.append(_spawn(["-m", "gateway"], gateway_env))
         _wait_ready(f"http://127.0.0.1:{args.port}")
