@@ -55,12 +55,14 @@ async def run_document(
             "(select fewer with `pages`, or submit a job)",
             param="pages",
         )
-    semaphore = slots.of(model.name)
+    model_slots = slots.of(model.name)
 
     async def one(number: int) -> RenderedPage:
         try:
-            async with semaphore:
-                return await _run_one(state, model, task, source, number, file, options, pool, keep_images)
+            async with model_slots.pipeline:
+                return await _run_one(
+                    state, model, task, source, number, file, options, pool, keep_images, model_slots.model
+                )
         finally:
             if on_page is not None:
                 on_page()
@@ -95,6 +97,7 @@ async def _run_one(
     options: DocumentOptions,
     pool: Executor,
     keep_image: bool,
+    model_slot: asyncio.Semaphore,
 ) -> RenderedPage:
     settings = state.settings
     # Overlays and Picture crops need the page at its own size; otherwise PDF pages are drawn straight at the
@@ -113,7 +116,8 @@ async def _run_one(
         prepared = await asyncio.to_thread(prepare_model_sized, page.image, page.original_size)
     else:
         prepared = await asyncio.to_thread(prepare_decoded, page.image, model.image, param=file.param)
-    result = await run_page(state.upstream, model, task, prepared, options, state.metrics)
+    async with model_slot:  # held only while the model works on the page
+        result = await run_page(state.upstream, model, task, prepared, options, state.metrics)
     if result.status == "degraded" and page.text:
         result = _text_layer_fallback(result, page.text)
         state.metrics.page_fallbacks.labels(model.name, "pdf_text").inc()
