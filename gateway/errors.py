@@ -2,7 +2,9 @@
 
     GatewayError                  500 internal_error
     ├── InvalidRequest            400 invalid_request_error   (names the offending field in `param`)
-    │   └── BodyTooLarge          413 invalid_request_error
+    │   ├── BodyTooLarge          413 invalid_request_error
+    │   └── (beside their inputs: ImageRejected/ImageTooLarge in image_decode.py, DocumentRejected/TooManyPages
+    │       in page_source.py, BatchTooLarge 413 and UnsupportedMediaType 415 in document_request.py)
     ├── ModelNotFound             404 invalid_request_error   code model_not_found
     ├── JobNotFound               404 not_found_error         code job_not_found, param id
     ├── JobConflict               409 invalid_request_error   (a job's result before it finished, or
