@@ -11,14 +11,22 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
-import pypdfium2 as pdfium  # type: ignore[import-untyped]
-import pypdfium2.raw as pdfium_raw  # type: ignore[import-untyped]
 from PIL import Image
 
 from gateway.image_geometry import fits_policy, smart_resize
 from gateway.registry import ImagePolicy
+
+
+def _pdfium() -> tuple[Any, Any]:
+    """pypdfium2 and its raw bindings, imported on first use: loading PDFium costs ~8 MB of RSS, which a
+    gateway that never sees a PDF should not pay (idle RSS budget)."""
+    import pypdfium2  # type: ignore[import-untyped]
+    import pypdfium2.raw  # type: ignore[import-untyped]
+
+    return pypdfium2, pypdfium2.raw
+
 
 DEFAULT_DPI: Final = 200  # dots.ocr renders PDF pages at 200 DPI
 MAX_SIDE_PX: Final = 4500  # dots.ocr's longest rendered side
@@ -88,6 +96,7 @@ def inspect_pdf(data: bytes) -> list[tuple[float, float]]:
     FPDF_GetLastError, which PDFium only sets when loading fails, so the reason given would be a stale one
     (and the loaded document would never be closed).
     """
+    _, pdfium_raw = _pdfium()
     with PDFIUM_LOCK:
         document = pdfium_raw.FPDF_LoadMemDocument64(data, len(data), None)
         if not document:
@@ -107,6 +116,7 @@ def inspect_pdf(data: bytes) -> list[tuple[float, float]]:
 
 
 def _unreadable(code: int) -> PdfUnreadable:
+    _, pdfium_raw = _pdfium()
     if code == pdfium_raw.FPDF_ERR_PASSWORD:
         return PdfUnreadable("encrypted", "it needs a password")
     if code == pdfium_raw.FPDF_ERR_SECURITY:
@@ -127,6 +137,7 @@ def render_in_worker(
     PDFium parses lazily, and loading the page itself takes ~17 ms either way) so that tasks are independent
     and any worker can take any page.
     """
+    pdfium, _ = _pdfium()
     try:
         document = pdfium.PdfDocument(data)
     except pdfium.PdfiumError as exc:
@@ -178,8 +189,9 @@ def _model_size(width: int, height: int, policy: ImagePolicy | None) -> tuple[in
     return (model_width, model_height) if fits_policy(model_height, model_width, policy) else None
 
 
-def _render_at(page: pdfium.PdfPage, width: int, height: int) -> bytes:
+def _render_at(page: Any, width: int, height: int) -> bytes:
     """The page drawn into a width x height RGB bitmap on white (each axis scaled on its own)."""
+    pdfium, pdfium_raw = _pdfium()
     bitmap = pdfium.PdfBitmap.new_native(width, height, pdfium_raw.FPDFBitmap_BGR, rev_byteorder=True)
     try:
         bitmap.fill_rect((255, 255, 255, 255), 0, 0, width, height)
