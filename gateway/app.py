@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import gc
+import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import cached_property
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway import __version__
+from gateway.auth import AuthMiddleware, load_key_ring, make_limiter
 from gateway.deps import GatewayState
 from gateway.error_handlers import ErrorBoundary, install_error_handlers
 from gateway.health import HealthProber
@@ -21,12 +24,15 @@ from gateway.openapi import install_openapi
 from gateway.page_slots import PageSlots
 from gateway.page_source import make_render_pool
 from gateway.registry import load_registry
+from gateway.request_id import RequestIdMiddleware
 from gateway.routes import chat, documents, health, jobs, metrics, models
 from gateway.routes.bare import BareASGIRoute
 from gateway.served_models import build_served_models
 from gateway.settings import Settings
 from gateway.store import open_store
 from gateway.upstream import UpstreamClient
+
+log = logging.getLogger(__name__)
 
 
 class GatewayApp(FastAPI):
@@ -36,6 +42,14 @@ class GatewayApp(FastAPI):
     hot_path: ASGIApp | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._entry(scope, receive, send)
+
+    @cached_property
+    def _entry(self) -> ASGIApp:
+        # Request ids wrap the whole dispatch once, outermost: the hot path and FastAPI's stack both get them.
+        return RequestIdMiddleware(self._dispatch)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         hot_path = self.hot_path
         if (
             hot_path is not None
@@ -73,9 +87,13 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
         store=store,
         jobs=JobRunner(store, settings),
     )
+    keys = load_key_ring(settings)  # ConfigError naming the keys file and field
+    limiter = make_limiter(settings) if keys is not None else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if keys is None:
+            log.warning("no API keys configured (GATEWAY_API_KEYS, GATEWAY_KEYS_FILE): the gateway is open to anyone")
         await state.upstream.start()
         state.prober.start()
         await state.jobs.start(state)  # expires old jobs, resumes those a previous run left unfinished
@@ -89,6 +107,8 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
             await state.jobs.close()  # unfinished jobs stay in the store, resumed at the next start
             await state.prober.close()
             await state.upstream.close()
+            if limiter is not None:
+                await limiter.close()
             state.render_pool.shutdown(wait=True, cancel_futures=True)
             state.store.close()
 
@@ -108,6 +128,16 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
         app.include_router(module.router)
     install_openapi(app)
     install_error_handlers(app)
+    chat_app: ASGIApp = chat_endpoint
+    if keys is not None and limiter is not None:  # no keys: nothing on the request path at all
+        guard_metrics = settings.metrics_require_key
+        app.add_middleware(
+            AuthMiddleware, keys=keys, limiter=limiter, metrics=gateway_metrics, guard_metrics=guard_metrics
+        )
+        # Renders its 401/429 here: errors raised in middleware would reach Starlette's ServerErrorMiddleware,
+        # which answers but then re-raises, and the server would log a traceback for every refused request.
+        app.add_middleware(ErrorBoundary)
+        chat_app = AuthMiddleware(chat_endpoint, keys, limiter, gateway_metrics, guard_metrics=guard_metrics)
     app.add_middleware(MetricsMiddleware, metrics=gateway_metrics)
-    app.hot_path = MetricsMiddleware(ErrorBoundary(chat_endpoint), gateway_metrics, route=chat_route)
+    app.hot_path = MetricsMiddleware(ErrorBoundary(chat_app), gateway_metrics, route=chat_route)
     return app

@@ -49,7 +49,7 @@ def render_error(method: str, path: str, exc: Exception) -> tuple[int, bytes]:
 
 async def _handle(request: Request, exc: Exception) -> Response:
     status, body = render_error(request.method, request.url.path, exc)
-    headers = exc.headers if isinstance(exc, HTTPException) else None
+    headers = exc.headers if isinstance(exc, HTTPException | GatewayError) else None
     return Response(body, status_code=status, media_type="application/json" if body else None, headers=headers)
 
 
@@ -83,5 +83,7 @@ class ErrorBoundary:
                 return
             status, body = render_error(scope["method"], scope["path"], exc)
             headers = [(b"content-type", b"application/json")] if body else []
+            if isinstance(exc, GatewayError) and exc.headers:
+                headers += [(name.lower().encode(), value.encode("latin-1")) for name, value in exc.headers.items()]
             await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": body})

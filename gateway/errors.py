@@ -5,6 +5,8 @@
     │   ├── BodyTooLarge          413 invalid_request_error
     │   └── (beside their inputs: ImageRejected/ImageTooLarge in image_decode.py, DocumentRejected/TooManyPages
     │       in page_source.py, BatchTooLarge 413 and UnsupportedMediaType 415 in document_request.py)
+    ├── Unauthorized              401 authentication_error    code invalid_api_key (gateway/auth.py)
+    ├── RateLimited               429 rate_limit_error        with Retry-After and x-ratelimit-* headers
     ├── ModelNotFound             404 invalid_request_error   code model_not_found
     ├── JobNotFound               404 not_found_error         code job_not_found, param id
     ├── JobConflict               409 invalid_request_error   (a job's result before it finished, or
@@ -34,10 +36,11 @@ class GatewayError(Exception):
     error_type = "internal_error"
     code: str | int | None = None
 
-    def __init__(self, message: str, *, param: str | None = None) -> None:
+    def __init__(self, message: str, *, param: str | None = None, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
+        self.headers = headers  # response headers the error needs (Retry-After, x-ratelimit-*)
 
     def body(self) -> dict[str, Any]:
         """The OpenAI error envelope for this error."""
@@ -55,6 +58,25 @@ class BodyTooLarge(InvalidRequest):
     """The request body is larger than `GATEWAY_MAX_BODY_BYTES`."""
 
     status_code = 413
+
+
+class Unauthorized(GatewayError):
+    """No API key, or one the gateway does not know. The message never repeats what the client sent."""
+
+    status_code = 401
+    error_type = "authentication_error"
+    code = "invalid_api_key"
+
+
+class RateLimited(GatewayError):
+    """The key is over its requests-per-minute or concurrency limit; `headers` say when to come back."""
+
+    status_code = 429
+    error_type = "rate_limit_error"
+
+    def __init__(self, message: str, *, code: str, headers: dict[str, str]) -> None:
+        super().__init__(message, headers=headers)
+        self.code = code
 
 
 class ModelNotFound(GatewayError):

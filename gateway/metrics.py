@@ -128,6 +128,19 @@ class GatewayMetrics:
             registry=self.registry,
         )
 
+        self.auth_failures = Counter(
+            "gateway_auth_failures",
+            "Requests refused with 401, by reason: missing (no Bearer key), invalid (an unknown key).",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.rate_limited = Counter(
+            "gateway_rate_limited",
+            "Requests refused with 429, by the API key's name (never the key) and limit (requests, concurrency).",
+            ["key", "limit"],
+            registry=self.registry,
+        )
+
     def render(self) -> bytes:
         """The Prometheus text exposition of every series."""
         return generate_latest(self.registry)

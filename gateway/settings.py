@@ -7,9 +7,9 @@ test builds its own `Settings(...)` and hands it to `create_app`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     host: str = "0.0.0.0"
     port: int = Field(8000, ge=0, le=65535)
     log_level: str = "info"
+    # json: one JSON object per line with the request id (gateway/log_format.py); text: for a terminal.
+    log_format: Literal["json", "text"] = "json"
 
     model_configs_dir: Path = PROJECT_ROOT / "model_configs"
     prompts_dir: Path = PROJECT_ROOT / "prompts"
@@ -71,7 +73,19 @@ class Settings(BaseSettings):
     job_concurrency: int = Field(2, ge=1)
     cache_max_bytes: int = Field(256 * 1024 * 1024, ge=0)
 
-    @field_validator("models", mode="before")
+    # API keys (gateway/auth.py): comma-separated keys, and/or a YAML file of {name, key, requests_per_minute?,
+    # max_concurrency?}. None configured: the gateway is open. Limits per key, 0 = unlimited; shared by
+    # replicas through Redis when `redis_url` is set (gateway/rate_limit.py).
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    keys_file: Path | None = None
+    metrics_require_key: bool = False
+    default_rpm: int = Field(60, ge=0)
+    default_max_concurrency: int = Field(16, ge=0)
+    redis_url: str | None = None
+    redis_slot_ttl_s: float = Field(60.0, gt=0)
+    redis_fail_open: bool = False
+
+    @field_validator("models", "api_keys", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         if isinstance(value, str):
