@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import logging.config
 import sys
 
 import uvicorn
@@ -10,6 +11,7 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from gateway.app import create_app
+from gateway.log_format import logging_config
 from gateway.registry import ConfigError
 from gateway.settings import Settings
 
@@ -29,10 +31,12 @@ def main() -> int:
     except ConfigError as exc:
         print(f"gateway: bad configuration: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per health probe is noise
+    # JSON lines (or text) for the gateway's loggers and uvicorn's alike; uvicorn applies it again, unchanged.
+    log_config = logging_config(settings.log_format, settings.log_level)
+    logging.config.dictConfig(log_config)
     uvicorn.run(
         app,
+        log_config=log_config,
         host=settings.host,
         port=settings.port,
         loop="uvloop",

@@ -22,6 +22,7 @@ from gateway.layout_output import LayoutElement, LayoutParse, parse_layout_outpu
 from gateway.markdown import layout_markdown, plain_markdown
 from gateway.metrics import GatewayMetrics
 from gateway.registry import PromptKey
+from gateway.request_id import current_request_id
 from gateway.served_models import ServedModel
 from gateway.upstream import UpstreamClient
 
@@ -143,7 +144,9 @@ async def _complete(
         "top_p": model.config.sampling.top_p if top_p is None else top_p,
         "max_completion_tokens": max_tokens,
     }
-    response = await client.open_response(model, "/chat/completions", orjson.dumps(body), _HEADERS)
+    request_id = current_request_id()  # the document request's id (a job's: the request that submitted it)
+    headers = _HEADERS if request_id is None else {**_HEADERS, "X-Request-Id": request_id}
+    response = await client.open_response(model, "/chat/completions", orjson.dumps(body), headers)
     try:
         raw = await response.read()
     finally:

@@ -1,7 +1,8 @@
 """`python -m launchers compose`: write the compose files that run a GPU memory plan with Docker.
 
 One folder per card (`compose/16gb/`, `compose/12gb/`): `compose.yaml` with one vLLM server per planned model,
-the gateway built from this repository, Prometheus and Grafana; and `prometheus.yml`, which scrapes them all.
+the gateway built from this repository, Prometheus and Grafana; and `prometheus.yml`, which scrapes them all
+and loads the alert rules (`compose/prometheus/alerts.yml`).
 The output is a pure function of the plan and the model configs, so a test regenerates it and compares it
 byte for byte with the committed files. Grafana's provisioning and dashboard are static files beside them
 (`compose/grafana/`), the same for every card.
@@ -34,6 +35,13 @@ _PROBE = "import urllib.request; urllib.request.urlopen('http://localhost:{port}
 COMPOSE_FILE = "compose.yaml"
 PROMETHEUS_FILE = "prometheus.yml"
 GRAFANA_DIR = PROJECT_ROOT / "compose" / "grafana"
+# Hand-written alert rules shared by every card (alerts_test.yml beside them is their promtool unit test).
+ALERT_RULES = PROJECT_ROOT / "compose" / "prometheus" / "alerts.yml"
+# prometheus.yml names the rules relative to itself. The container mounts them beside it, at
+# /etc/prometheus/alerts.yml, which `/etc/prometheus/../prometheus/alerts.yml` also is; in the repository the
+# same path from compose/<card>/ is compose/prometheus/alerts.yml, so `promtool check config` on the
+# committed file finds them too.
+RULES_IN_CONFIG = "../prometheus/alerts.yml"
 
 
 class ServeArgs(Protocol):
@@ -115,7 +123,7 @@ def _compose_text(
     lines.append(
         "  # Prometheus and Grafana listen on loopback only: Prometheus has no login, Grafana admits anonymous viewers."
     )
-    lines.append(_service_block("prometheus", _prometheus_service()))
+    lines.append(_service_block("prometheus", _prometheus_service(_relative(ALERT_RULES, out_dir))))
     lines.append(_service_block("grafana", _grafana_service(grafana)))
     volumes: dict[str, dict[str, Any]] = {
         "hf-cache": {},
@@ -167,7 +175,7 @@ def _gateway_service(root: str, names: list[str], last_server: str, pixel_caps: 
     }
 
 
-def _prometheus_service() -> dict[str, Any]:
+def _prometheus_service(rules: str) -> dict[str, Any]:
     return {
         "image": PROMETHEUS_IMAGE,
         "command": [
@@ -175,7 +183,11 @@ def _prometheus_service() -> dict[str, Any]:
             "--storage.tsdb.path=/prometheus",
             "--storage.tsdb.retention.time=15d",
         ],
-        "volumes": [f"./{PROMETHEUS_FILE}:/etc/prometheus/prometheus.yml:ro", "prometheus-data:/prometheus"],
+        "volumes": [
+            f"./{PROMETHEUS_FILE}:/etc/prometheus/prometheus.yml:ro",
+            f"{rules}:/etc/prometheus/alerts.yml:ro",
+            "prometheus-data:/prometheus",
+        ],
         "ports": ["127.0.0.1:9090:9090"],
         "restart": "unless-stopped",
     }
@@ -214,6 +226,7 @@ def _healthcheck(python: str, port: int, *, interval: str, retries: int, start_p
 def _prometheus_text(plan: Plan) -> str:
     config = {
         "global": {"scrape_interval": "15s", "evaluation_interval": "15s"},
+        "rule_files": [RULES_IN_CONFIG],
         "scrape_configs": [
             {"job_name": "gateway", "static_configs": [{"targets": [f"gateway:{GATEWAY_PORT}"]}]},
             {

@@ -18,7 +18,7 @@ from gateway.deps import GatewayState
 from gateway.disconnect import run_unless_disconnected
 from gateway.errors import ModelNotFound, UpstreamProtocolError, UpstreamTimeout
 from gateway.metrics import GatewayMetrics
-from gateway.request_body import header, read_body
+from gateway.request_body import read_body
 from gateway.served_models import ServedModel
 from gateway.sse_relay import SSERelayResponse
 from gateway.upstream import UpstreamClient
@@ -42,10 +42,8 @@ class ChatCompletionsEndpoint:
         if model is None:
             raise ModelNotFound(info.model)
         scope["state"]["model"] = model.name  # read by MetricsMiddleware
-        headers = {"Content-Type": "application/json"}
-        request_id = header(scope, b"x-request-id")
-        if request_id:
-            headers["X-Request-Id"] = request_id.decode("latin-1")
+        # The request's id (set by RequestIdMiddleware, around every route), so vLLM's logs name the same request.
+        headers = {"Content-Type": "application/json", "X-Request-Id": scope["state"]["request_id"]}
         if info.stream:
             upstream = await run_unless_disconnected(
                 receive, state.upstream.open_response(model, _UPSTREAM_PATH, body, headers)
