@@ -34,7 +34,9 @@ class RenderPool(concurrent.futures.Executor):
 
     def __init__(self, workers: int | None = None) -> None:
         self.workers = workers or render_workers()
-        self._pool = self._new_pool()
+        # Created on first use: even an idle process pool starts multiprocessing's resource-tracker process
+        # (~11 MB), which a gateway that never sees a PDF should not pay.
+        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
 
     def _new_pool(self) -> concurrent.futures.ProcessPoolExecutor:
         return concurrent.futures.ProcessPoolExecutor(
@@ -43,11 +45,13 @@ class RenderPool(concurrent.futures.Executor):
 
     @property
     def executor(self) -> concurrent.futures.ProcessPoolExecutor:
-        """The process pool in use now (a new one after `replace_if_broken`)."""
+        """The process pool in use now (started on first use; a new one after `replace_if_broken`)."""
+        if self._pool is None:
+            self._pool = self._new_pool()
         return self._pool
 
     def submit(self, fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[_T]:
-        return self._pool.submit(fn, *args, **kwargs)
+        return self.executor.submit(fn, *args, **kwargs)
 
     def replace_if_broken(self, broken: concurrent.futures.ProcessPoolExecutor) -> None:
         """After BrokenProcessPool: swap in a new pool once (concurrent callers see the same broken one)."""
@@ -56,7 +60,8 @@ class RenderPool(concurrent.futures.Executor):
             broken.shutdown(wait=False, cancel_futures=True)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)
+        if self._pool is not None:
+            self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)
 
 
 def make_render_pool() -> RenderPool:
