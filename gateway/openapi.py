@@ -20,10 +20,25 @@ def install_openapi(app: FastAPI) -> None:
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             components["ChatCompletionRequest"] = ChatCompletionRequest.model_json_schema()
             schema["paths"][chat.PATH] = {"post": _chat_operation()}
+            _validation_errors_are_400(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _validation_errors_are_400(schema: dict[str, Any]) -> None:
+    """FastAPI documents its 422 on every route with parameters; the gateway answers 400 in the OpenAI shape."""
+    bad_request = {
+        "description": ERROR_DESCRIPTIONS[400],
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}},
+    }
+    for operations in schema["paths"].values():
+        for operation in operations.values():
+            if operation.get("responses", {}).pop("422", None) is not None:
+                operation["responses"].setdefault("400", bad_request)
+    for name in ("HTTPValidationError", "ValidationError"):
+        schema["components"]["schemas"].pop(name, None)
 
 
 def _chat_operation() -> dict[str, Any]:
