@@ -43,7 +43,8 @@ def main() -> int:
         http="httptools",
         log_level=settings.log_level,
         access_log=False,  # per-request logging costs more than the gateway's whole budget; metrics count instead
-        timeout_graceful_shutdown=30,
+        # SIGTERM: stop accepting, drain in-flight requests this long, cancel the rest, then the lifespan shutdown.
+        timeout_graceful_shutdown=settings.shutdown_grace_s,
         proxy_headers=False,  # the gateway never uses the client address; skipping it saves per-request work
     )
     return 0

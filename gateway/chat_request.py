@@ -15,6 +15,8 @@ from typing import Any
 from gateway.errors import InvalidRequest
 from gateway.request_body import json_object, json_type
 
+# `max_tokens` is the older name of `max_completion_tokens`; vLLM accepts both.
+_TOKEN_FIELDS = ("max_tokens", "max_completion_tokens")
 # Enough base64 for every signature below (multiple of 4 so it decodes on its own).
 _SIGNATURE_CHARS = 24
 _IMAGE_SIGNATURES: tuple[tuple[int, bytes], ...] = (
@@ -37,8 +39,12 @@ class ChatRequestInfo:
     stream: bool
 
 
-def inspect_chat_request(body: bytes) -> ChatRequestInfo:
-    """Parse and check just enough of a chat completion body; raise InvalidRequest naming the field."""
+def inspect_chat_request(body: bytes, max_completion_tokens: int | None = None) -> ChatRequestInfo:
+    """Parse and check just enough of a chat completion body; raise InvalidRequest naming the field.
+
+    `max_completion_tokens` caps `max_tokens` and `max_completion_tokens` (None: no cap). A request over the
+    cap is refused, not rewritten: the body is forwarded byte for byte.
+    """
     data = json_object(body)
     model = data.get("model")
     if model is None:
@@ -52,7 +58,19 @@ def inspect_chat_request(body: bytes) -> ChatRequestInfo:
     if options is not None and not isinstance(options, dict):
         raise InvalidRequest(f"`stream_options` must be an object, not {json_type(options)}", param="stream_options")
     _check_messages(data.get("messages"))
+    for field in _TOKEN_FIELDS:
+        _check_token_limit(field, data.get(field), max_completion_tokens)
     return ChatRequestInfo(model=model, stream=bool(stream))
+
+
+def _check_token_limit(field: str, value: Any, cap: int | None) -> None:
+    if value is None:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        shown = value if isinstance(value, (int, float)) and not isinstance(value, bool) else json_type(value)
+        raise InvalidRequest(f"`{field}` must be a non-negative integer, not {shown}", param=field)
+    if cap is not None and value > cap:
+        raise InvalidRequest(f"`{field}` is {value}, over this gateway's limit of {cap}", param=field)
 
 
 def _check_messages(messages: Any) -> None:

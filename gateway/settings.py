@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     retry_backoff_s: float = Field(0.05, ge=0)
 
     max_body_bytes: int = Field(50 * 1024 * 1024, ge=1024)
+    # Chat requests asking for more (`max_tokens` or `max_completion_tokens`) get a 400; None: no cap.
+    max_completion_tokens: int | None = Field(None, ge=1)
     # Decompression-bomb guard for document images, checked from the header before decoding. A 200-DPI A3
     # page is 7.7 MP; 64 MP leaves room for large scans.
     max_upload_pixels: int = Field(64_000_000, ge=1)
@@ -61,6 +63,10 @@ class Settings(BaseSettings):
     max_document_pages: int = Field(2000, ge=1)
     page_concurrency: int = Field(8, ge=1)
     max_batch_files: int = Field(20, ge=1)
+
+    # SIGTERM: stop accepting, let in-flight requests finish for this long, then cancel them (and their
+    # upstream requests) and shut down.
+    shutdown_grace_s: int = Field(30, ge=0)  # whole seconds, as uvicorn takes it
 
     health_interval_s: float = Field(5.0, gt=0)
     health_timeout_s: float = Field(2.0, gt=0)

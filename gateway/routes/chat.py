@@ -37,7 +37,7 @@ class ChatCompletionsEndpoint:
         started = time.perf_counter()
         state = self._state
         body = await read_body(scope, receive, state.settings.max_body_bytes)
-        info = inspect_chat_request(body)
+        info = inspect_chat_request(body, state.settings.max_completion_tokens)
         model = state.models.get(info.model)
         if model is None:
             raise ModelNotFound(info.model)

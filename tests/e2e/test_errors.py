@@ -88,6 +88,20 @@ def test_a_body_over_the_limit_is_a_413(make_gateway: Callable[..., GatewayServe
     assert chunked.status_code == 413
 
 
+def test_max_tokens_over_the_cap_is_a_400_and_never_reaches_vllm(
+    make_gateway: Callable[..., GatewayServer], standin: StandinServer
+) -> None:
+    gateway = make_gateway({CHAT_MODEL: [standin.base_url]}, max_completion_tokens=256)
+    for field in ("max_tokens", "max_completion_tokens"):
+        response = _post(gateway, {"model": CHAT_MODEL, "messages": HI, field: 257})
+        assert response.status_code == 400
+        error = _error(response)
+        assert (error["type"], error["param"]) == ("invalid_request_error", field)
+        assert "over this gateway's limit of 256" in str(error["message"])
+    assert not [r for r in standin.state.requests if r.path == "/v1/chat/completions"]
+    assert _post(gateway, {"model": CHAT_MODEL, "messages": HI, "max_tokens": 256}).status_code == 200
+
+
 def test_unreachable_upstream_is_a_503(make_gateway: Callable[..., GatewayServer]) -> None:
     gateway = make_gateway({CHAT_MODEL: [f"http://127.0.0.1:{_closed_port()}/v1"]}, wait_ready=False)
     response = _post(gateway, {"model": CHAT_MODEL, "messages": HI})

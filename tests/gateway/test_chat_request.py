@@ -104,3 +104,30 @@ def test_image_part_without_url_string_is_refused() -> None:
     with pytest.raises(InvalidRequest) as caught:
         inspect_chat_request(_body(body))
     assert caught.value.param == "messages[0].content[0].image_url.url"
+
+
+_HI = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+
+
+@pytest.mark.parametrize("field", ["max_tokens", "max_completion_tokens"])
+def test_token_limit_over_the_cap_is_refused_naming_the_field(field: str) -> None:
+    with pytest.raises(InvalidRequest, match="over this gateway's limit of 100") as caught:
+        inspect_chat_request(_body({**_HI, field: 101}), max_completion_tokens=100)
+    assert caught.value.param == field
+
+
+@pytest.mark.parametrize("field", ["max_tokens", "max_completion_tokens"])
+def test_token_limit_at_or_under_the_cap_or_without_one_passes(field: str) -> None:
+    assert inspect_chat_request(_body({**_HI, field: 100}), max_completion_tokens=100).model == "m"
+    assert inspect_chat_request(_body({**_HI, field: None}), max_completion_tokens=100).model == "m"
+    assert inspect_chat_request(_body(_HI), max_completion_tokens=100).model == "m"
+    assert inspect_chat_request(_body({**_HI, field: 10**9})).model == "m"  # no cap configured
+
+
+@pytest.mark.parametrize("field", ["max_tokens", "max_completion_tokens"])
+@pytest.mark.parametrize("value", [-1, 1.5, "100", True, [100], {"n": 1}])
+def test_token_limit_must_be_a_non_negative_integer(field: str, value: object) -> None:
+    for cap in (None, 100):
+        with pytest.raises(InvalidRequest, match="must be a non-negative integer") as caught:
+            inspect_chat_request(_body({**_HI, field: value}), max_completion_tokens=cap)
+        assert caught.value.param == field
