@@ -146,11 +146,7 @@ async def _complete(
     }
     request_id = current_request_id()  # the document request's id (a job's: the request that submitted it)
     headers = _HEADERS if request_id is None else {**_HEADERS, "X-Request-Id": request_id}
-    response = await client.open_response(model, "/chat/completions", orjson.dumps(body), headers)
-    try:
-        raw = await response.read()
-    finally:
-        response.close()
+    raw = await client.fetch(model, "/chat/completions", orjson.dumps(body), headers)
     return _completion(model.name, raw)
 
 

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 import aiohttp
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
-from gateway.errors import GatewayError, UpstreamTimeout, UpstreamUnavailable
+from gateway.errors import GatewayError, UpstreamProtocolError, UpstreamTimeout, UpstreamUnavailable
 from gateway.metrics import GatewayMetrics
 from gateway.served_models import ServedModel, Upstream
 from gateway.settings import Settings
@@ -120,6 +120,26 @@ class UpstreamClient:
         except _Retryable:
             raise failure.final from None
         raise failure.final  # unreachable: AsyncRetrying either returns or re-raises
+
+    async def fetch(self, model: ServedModel, path: str, body: bytes, headers: Mapping[str, str]) -> bytes:
+        """POST and read the whole (non-streamed) answer; 504 if it goes silent, 502 if it breaks off.
+
+        A complete read returns the connection to the pool; an abandoned one (an error, or the caller
+        cancelled because its client left) drops it, so vLLM aborts the request.
+        """
+        response = await self.open_response(model, path, body, headers)
+        errors = self._metrics.upstream_errors
+        try:
+            return await response.read()
+        except (aiohttp.SocketTimeoutError, TimeoutError) as exc:
+            errors.labels(model.name, "timeout").inc()
+            raise UpstreamTimeout(f"model {model.name}: the upstream went silent mid-answer") from exc
+        except aiohttp.ClientError as exc:
+            errors.labels(model.name, "invalid_response").inc()
+            raise UpstreamProtocolError(f"model {model.name}: the answer broke off ({type(exc).__name__})") from exc
+        finally:
+            if not response.content.at_eof():
+                response.close()
 
     async def _attempt(
         self, model: ServedModel, upstream: Upstream, path: str, body: bytes, headers: Mapping[str, str]

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import time
 
-import aiohttp
 from starlette.types import Receive, Scope, Send
 
 from gateway.chat_request import inspect_chat_request
 from gateway.deps import GatewayState
 from gateway.disconnect import run_unless_disconnected
-from gateway.errors import ModelNotFound, UpstreamProtocolError, UpstreamTimeout
+from gateway.errors import ModelNotFound, UpstreamProtocolError
 from gateway.metrics import GatewayMetrics
 from gateway.request_body import read_body
 from gateway.served_models import ServedModel
@@ -70,19 +69,7 @@ class ChatCompletionsEndpoint:
 async def _fetch_completion(
     client: UpstreamClient, model: ServedModel, body: bytes, headers: dict[str, str], metrics: GatewayMetrics
 ) -> bytes:
-    response = await client.open_response(model, _UPSTREAM_PATH, body, headers)
-    try:
-        answer = await response.read()  # releases the connection to the pool once complete
-    except (aiohttp.SocketTimeoutError, TimeoutError) as exc:
-        metrics.upstream_errors.labels(model.name, "timeout").inc()
-        raise UpstreamTimeout(f"model {model.name}: the upstream went silent mid-answer") from exc
-    except aiohttp.ClientError as exc:
-        metrics.upstream_errors.labels(model.name, "invalid_response").inc()
-        raise UpstreamProtocolError(f"model {model.name}: the answer broke off ({type(exc).__name__})") from exc
-    finally:
-        # Abandoned half-read (an error, or the client left): drop the connection so vLLM aborts.
-        if not response.content.at_eof():
-            response.close()
+    answer = await client.fetch(model, _UPSTREAM_PATH, body, headers)
     if not _is_json_object(answer):
         metrics.upstream_errors.labels(model.name, "invalid_response").inc()
         raise UpstreamProtocolError(f"model {model.name}: the upstream's answer is not a JSON object")
