@@ -72,24 +72,26 @@ async def run_page(
     max_tokens = min(
         options.max_completion_tokens or sampling.max_completion_tokens, sampling.max_completion_tokens_cap
     )
+    data_url = image.data_url()  # base64 of a ~1.5 MB PNG: once per page, not once per attempt
     best: PageResult | None = None
     usage: dict[str, int] = {}
     upstream_ms = 0.0
-    for attempt, temperature in enumerate([first, *sampling.retry_temperatures], start=1):
+    attempts = 0
+    for temperature in [first, *sampling.retry_temperatures]:
+        attempts += 1
         started = time.perf_counter()
-        completion = await _complete(client, model, image.data_url(), prompt, temperature, options.top_p, max_tokens)
+        completion = await _complete(client, model, data_url, prompt, temperature, options.top_p, max_tokens)
         upstream_ms += (time.perf_counter() - started) * 1000
         for key, value in completion.usage.items():
             usage[key] = usage.get(key, 0) + value
         result = await asyncio.to_thread(_judge, completion, image, layout_mode, options)
-        result.attempts, result.usage, result.upstream_ms = attempt, usage, upstream_ms
+        # A usable answer ends the retries; among degraded ones, keep the one with the most text.
+        if best is None or result.status != "degraded" or len(result.markdown) > len(best.markdown):
+            best = result
         if result.status != "degraded":
-            best = result
             break
-        if best is None or len(result.markdown) > len(best.markdown):
-            best = result
-        best.attempts, best.usage, best.upstream_ms = attempt, usage, upstream_ms
     assert best is not None
+    best.attempts, best.usage, best.upstream_ms = attempts, usage, upstream_ms
     _count(metrics, model.name, task, best, usage)
     return best
 
