@@ -27,6 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9100, help="0 picks a free port")
+    # uvicorn's default, so `vllm serve`'s: aiohttp's own 128 overflows when a thousand clients connect at once.
+    parser.add_argument("--backlog", type=int, default=2048, help="listen backlog (default 2048, as vllm serve)")
     parser.add_argument(
         "--model", action="append", required=True, help="served model name; repeat for more (first is reported)"
     )
@@ -71,12 +73,12 @@ def config_from_args(args: argparse.Namespace) -> StandinConfig:
     )
 
 
-async def serve(config: StandinConfig, host: str, port: int) -> None:
+async def serve(config: StandinConfig, host: str, port: int, backlog: int = 2048) -> None:
     """Serve `config` on HOST:PORT until SIGINT or SIGTERM, then shut down cleanly."""
     runner = web.AppRunner(create_standin_app(config), handler_cancellation=True, access_log=None, shutdown_timeout=2.0)
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port).start()
+        await web.TCPSite(runner, host, port, backlog=backlog).start()
         bound = runner.addresses[0][1]
         models = ",".join(config.models)
         print(f"vllm stand-in (simulated, no GPU) serving {models} on http://{host}:{bound}/v1", flush=True)
@@ -108,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-            runner.run(serve(config, args.host, args.port))
+            runner.run(serve(config, args.host, args.port, args.backlog))
     except OSError as exc:  # typically the port is taken
         print(f"vllm stand-in: cannot serve on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1
