@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import cached_property
 
@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway import __version__
 from gateway.auth import AuthMiddleware, load_key_ring, make_limiter
+from gateway.cors import cors_middleware
 from gateway.deps import GatewayState
 from gateway.error_handlers import ErrorBoundary, install_error_handlers
 from gateway.health import HealthProber
@@ -24,6 +25,10 @@ from gateway.openapi import install_openapi
 from gateway.page_slots import PageSlots
 from gateway.page_source import make_render_pool
 from gateway.registry import load_registry
+from gateway.remote_images import RemoteImageFetcher
+from gateway.replica_load import LoadScraper
+from gateway.replica_metrics import ReplicaCollector
+from gateway.request_deadline import DEADLINE_DOCUMENT_PATHS, RequestDeadline
 from gateway.request_id import RequestIdMiddleware
 from gateway.routes import chat, documents, health, jobs, metrics, models
 from gateway.routes.bare import BareASGIRoute
@@ -40,6 +45,7 @@ class GatewayApp(FastAPI):
     middleware and routing, which cost a large share of each proxied request (docs/architecture.md)."""
 
     hot_path: ASGIApp | None = None
+    cors: Callable[[ASGIApp], ASGIApp] | None = None  # None: no CORS, nothing on the path (gateway/cors.py)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._entry(scope, receive, send)
@@ -47,7 +53,10 @@ class GatewayApp(FastAPI):
     @cached_property
     def _entry(self) -> ASGIApp:
         # Request ids wrap the whole dispatch once, outermost: the hot path and FastAPI's stack both get them.
-        return RequestIdMiddleware(self._dispatch)
+        # CORS too, inside the ids (a preflight answer gets one): every route and the key check's 401/429 carry
+        # its headers, and preflights are answered before the key check.
+        dispatch: ASGIApp = self._dispatch if self.cors is None else self.cors(self._dispatch)
+        return RequestIdMiddleware(dispatch)
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         hot_path = self.hot_path
@@ -68,12 +77,14 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
     registry = load_registry(settings.model_configs_dir, settings.prompts_dir)
     served = build_served_models(registry, settings)
     gateway_metrics = GatewayMetrics()
+    gateway_metrics.registry.register(ReplicaCollector(served))
     store = open_store(settings.store_path, cache_max_bytes=settings.cache_max_bytes)  # ConfigError if unusable
     state = GatewayState(
         settings=settings,
         registry=registry,
         models=served,
         upstream=UpstreamClient(settings, gateway_metrics),
+        remote_images=RemoteImageFetcher(settings, gateway_metrics),
         metrics=gateway_metrics,
         prober=HealthProber(
             served,
@@ -81,6 +92,7 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
             interval_s=settings.health_interval_s,
             timeout_s=settings.health_timeout_s,
         ),
+        load_scraper=LoadScraper(served, interval_s=settings.load_interval_s, timeout_s=settings.health_timeout_s),
         started_at=int(time.time()),
         render_pool=make_render_pool(),
         page_slots=PageSlots(settings.page_concurrency),
@@ -95,7 +107,9 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
         if keys is None:
             log.warning("no API keys configured (GATEWAY_API_KEYS, GATEWAY_KEYS_FILE): the gateway is open to anyone")
         await state.upstream.start()
+        await state.remote_images.start()
         state.prober.start()
+        state.load_scraper.start()
         await state.jobs.start(state)  # expires old jobs, resumes those a previous run left unfinished
         # Everything built so far (FastAPI, pydantic, the registry) lives for the whole process: moving it out
         # of the collector's reach keeps full collections short, which showed as tens of ms at p99 under load.
@@ -106,7 +120,9 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
         finally:
             await state.jobs.close()  # unfinished jobs stay in the store, resumed at the next start
             await state.prober.close()
+            await state.load_scraper.close()
             await state.upstream.close()
+            await state.remote_images.close()
             if limiter is not None:
                 await limiter.close()
             state.render_pool.shutdown(wait=True, cancel_futures=True)
@@ -138,6 +154,12 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
         # which answers but then re-raises, and the server would log a traceback for every refused request.
         app.add_middleware(ErrorBoundary)
         chat_app = AuthMiddleware(chat_endpoint, keys, limiter, gateway_metrics, guard_metrics=guard_metrics)
+    # The request deadline on chat and documents, and an OpenAI-shaped end for any request the server cuts
+    # short at shutdown; inside the metrics, which count the 504/503 it answers (gateway/request_deadline.py).
+    limit_s = settings.request_timeout_s
+    app.add_middleware(RequestDeadline, limit_s=limit_s, paths=DEADLINE_DOCUMENT_PATHS, metrics=gateway_metrics)
     app.add_middleware(MetricsMiddleware, metrics=gateway_metrics)
-    app.hot_path = MetricsMiddleware(ErrorBoundary(chat_app), gateway_metrics, route=chat_route)
+    chat_app = RequestDeadline(ErrorBoundary(chat_app), limit_s=limit_s, paths=(chat.PATH,), metrics=gateway_metrics)
+    app.hot_path = MetricsMiddleware(chat_app, gateway_metrics, route=chat_route)
+    app.cors = cors_middleware(settings)
     return app

@@ -3,6 +3,10 @@
 The body is forwarded to vLLM byte for byte, so this reads only what routing and safety need and leaves
 the rest of the validation to vLLM, whose 400s pass through. Image data URLs are checked by decoding only
 their first bytes (the file signature), never the whole base64 payload.
+
+Remote (http/https) image URLs are refused here unless the gateway has a remote-image allow-list; then they
+are reported back in `ChatRequestInfo.remote_images` for the route to fetch (gateway/remote_images.py) and
+inline with `inline_image_urls`. A request without remote URLs costs nothing more either way.
 """
 
 from __future__ import annotations
@@ -10,7 +14,9 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
+
+import orjson
 
 from gateway.errors import InvalidRequest
 from gateway.request_body import json_object, json_type
@@ -19,16 +25,33 @@ from gateway.request_body import json_object, json_type
 _TOKEN_FIELDS = ("max_tokens", "max_completion_tokens")
 # Enough base64 for every signature below (multiple of 4 so it decodes on its own).
 _SIGNATURE_CHARS = 24
-_IMAGE_SIGNATURES: tuple[tuple[int, bytes], ...] = (
-    (0, b"\x89PNG\r\n\x1a\n"),
-    (0, b"\xff\xd8\xff"),  # JPEG
-    (0, b"GIF87a"),
-    (0, b"GIF89a"),
-    (8, b"WEBP"),  # after "RIFF" and a length
-    (0, b"BM"),  # BMP
-    (0, b"II*\x00"),  # TIFF, little-endian
-    (0, b"MM\x00*"),  # TIFF, big-endian
+# (offset, signature, media type): the media type of a fetched remote image comes from here, not from
+# whatever Content-Type its server claimed.
+_IMAGE_SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
+    (0, b"\x89PNG\r\n\x1a\n", "image/png"),
+    (0, b"\xff\xd8\xff", "image/jpeg"),
+    (0, b"GIF87a", "image/gif"),
+    (0, b"GIF89a", "image/gif"),
+    (8, b"WEBP", "image/webp"),  # after "RIFF" and a length
+    (0, b"BM", "image/bmp"),
+    (0, b"II*\x00", "image/tiff"),  # little-endian
+    (0, b"MM\x00*", "image/tiff"),  # big-endian
 )
+IMAGE_KINDS = "PNG, JPEG, GIF, WebP, BMP or TIFF"
+_REMOTE_SCHEMES = ("http://", "https://")
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteImageRef:
+    """An http(s) image URL in a chat request, and where it sits: `messages[message].content[part]`."""
+
+    message: int
+    part: int
+    url: str
+
+    @property
+    def param(self) -> str:
+        return f"messages[{self.message}].content[{self.part}].image_url.url"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,13 +60,26 @@ class ChatRequestInfo:
 
     model: str
     stream: bool
+    # Remote image URLs the caller must fetch (ChatRequestWithRemoteImages). A class attribute here, not a
+    # field: a third frozen field cost every request ~0.15 µs, a tenth of this whole function.
+    remote_images: ClassVar[tuple[RemoteImageRef, ...]] = ()
 
 
-def inspect_chat_request(body: bytes, max_completion_tokens: int | None = None) -> ChatRequestInfo:
+@dataclass(frozen=True, slots=True)
+class ChatRequestWithRemoteImages(ChatRequestInfo):
+    """A chat request naming http(s) image URLs (only with `inspect_chat_request(..., remote_images=True)`)."""
+
+    remote_images: tuple[RemoteImageRef, ...]  # type: ignore[misc]  # the field that shadows the empty default
+
+
+def inspect_chat_request(
+    body: bytes, max_completion_tokens: int | None = None, *, remote_images: bool = False
+) -> ChatRequestInfo:
     """Parse and check just enough of a chat completion body; raise InvalidRequest naming the field.
 
     `max_completion_tokens` caps `max_tokens` and `max_completion_tokens` (None: no cap). A request over the
-    cap is refused, not rewritten: the body is forwarded byte for byte.
+    cap is refused, not rewritten: the body is forwarded byte for byte. With `remote_images`, http(s) image
+    URLs are listed in the answer instead of refused (the caller fetches them; nothing here is fetched).
     """
     data = json_object(body)
     model = data.get("model")
@@ -57,10 +93,20 @@ def inspect_chat_request(body: bytes, max_completion_tokens: int | None = None) 
     options = data.get("stream_options")
     if options is not None and not isinstance(options, dict):
         raise InvalidRequest(f"`stream_options` must be an object, not {json_type(options)}", param="stream_options")
-    _check_messages(data.get("messages"))
+    remote = _check_messages(data.get("messages"), remote_images)
     for field in _TOKEN_FIELDS:
         _check_token_limit(field, data.get(field), max_completion_tokens)
-    return ChatRequestInfo(model=model, stream=bool(stream))
+    if remote is None:
+        return ChatRequestInfo(model=model, stream=bool(stream))
+    return ChatRequestWithRemoteImages(model=model, stream=bool(stream), remote_images=tuple(remote))
+
+
+def inline_image_urls(body: bytes, urls: dict[RemoteImageRef, str]) -> bytes:
+    """The body with each remote image's URL replaced by its given (data:) URL; the only time it is rebuilt."""
+    data = orjson.loads(body)
+    for ref, url in urls.items():
+        data["messages"][ref.message]["content"][ref.part]["image_url"]["url"] = url
+    return orjson.dumps(data)
 
 
 def _check_token_limit(field: str, value: Any, cap: int | None) -> None:
@@ -73,38 +119,48 @@ def _check_token_limit(field: str, value: Any, cap: int | None) -> None:
         raise InvalidRequest(f"`{field}` is {value}, over this gateway's limit of {cap}", param=field)
 
 
-def _check_messages(messages: Any) -> None:
+def _check_messages(messages: Any, allow_remote: bool) -> list[RemoteImageRef] | None:
+    """Check every message; return the remote image URLs found (None when there are none)."""
     if not isinstance(messages, list) or not messages:
         raise InvalidRequest("`messages` must be a non-empty array of messages", param="messages")
+    remote: list[RemoteImageRef] | None = None  # allocated only for a request that has remote URLs
     for i, message in enumerate(messages):
         if not isinstance(message, dict):
             raise InvalidRequest(f"`messages[{i}]` must be an object", param=f"messages[{i}]")
         content = message.get("content")
         if isinstance(content, list):
             for j, part in enumerate(content):
-                _check_part(part, f"messages[{i}].content[{j}]")
+                url = _check_part(part, f"messages[{i}].content[{j}]", allow_remote)
+                if url is not None:
+                    remote = remote or []
+                    remote.append(RemoteImageRef(i, j, url))
         elif content is not None and not isinstance(content, str):
             raise InvalidRequest(
                 f"`messages[{i}].content` must be a string or an array of content parts",
                 param=f"messages[{i}].content",
             )
+    return remote
 
 
-def _check_part(part: Any, where: str) -> None:
+def _check_part(part: Any, where: str, allow_remote: bool) -> str | None:
+    """Check one content part; return its image URL when it is a remote one the caller will fetch."""
     if not isinstance(part, dict):
         raise InvalidRequest(f"`{where}` must be an object", param=where)
     if part.get("type") != "image_url":
-        return
+        return None
     image_url = part.get("image_url")
     url = image_url.get("url") if isinstance(image_url, dict) else None
     if not isinstance(url, str):
         raise InvalidRequest(f"`{where}.image_url.url` must be a string", param=f"{where}.image_url.url")
+    if allow_remote and url.startswith(_REMOTE_SCHEMES):
+        return url
     check_image_url(url, f"{where}.image_url.url")
+    return None
 
 
 def check_image_url(url: str, param: str) -> None:
     """Accept only an inline `data:image/...;base64,` URL whose bytes start like an image file."""
-    if url.startswith(("http://", "https://")):
+    if url.startswith(_REMOTE_SCHEMES):
         raise InvalidRequest(
             f"`{param}`: remote image URLs are not fetched; send the image inline as a data: URL",
             param=param,
@@ -121,7 +177,13 @@ def check_image_url(url: str, param: str) -> None:
         head = base64.b64decode(payload[:_SIGNATURE_CHARS], validate=True)
     except (binascii.Error, ValueError):
         raise InvalidRequest(f"`{param}` does not hold valid base64 data", param=param) from None
-    if not any(head[offset : offset + len(magic)] == magic for offset, magic in _IMAGE_SIGNATURES):
-        raise InvalidRequest(
-            f"`{param}` does not hold an image (expected PNG, JPEG, GIF, WebP, BMP or TIFF data)", param=param
-        )
+    if image_media_type(head) is None:
+        raise InvalidRequest(f"`{param}` does not hold an image (expected {IMAGE_KINDS} data)", param=param)
+
+
+def image_media_type(head: bytes) -> str | None:
+    """The media type of an image file from its first bytes (12 are enough), or None when it is no image."""
+    for offset, magic, media_type in _IMAGE_SIGNATURES:
+        if head[offset : offset + len(magic)] == magic:
+            return media_type
+    return None

@@ -12,6 +12,8 @@ from gateway.health import HealthProber
 from gateway.metrics import GatewayMetrics
 from gateway.page_slots import PageSlots
 from gateway.registry import ModelConfig
+from gateway.remote_images import RemoteImageFetcher
+from gateway.replica_load import LoadScraper
 from gateway.served_models import ServedModel
 from gateway.settings import Settings
 from gateway.store import Store
@@ -29,8 +31,10 @@ class GatewayState:
     registry: dict[str, ModelConfig]  # every model config, served or not (the catalogue)
     models: dict[str, ServedModel]
     upstream: UpstreamClient
+    remote_images: RemoteImageFetcher  # allow-listed image URLs, fetched by the gateway itself
     metrics: GatewayMetrics
     prober: HealthProber
+    load_scraper: LoadScraper  # each replica's vLLM queue length, for load-aware routing
     started_at: int
     render_pool: Executor  # renders PDF pages, sized to the CPU
     page_slots: PageSlots  # pages of one model in flight at once

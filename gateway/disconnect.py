@@ -52,6 +52,6 @@ async def run_unless_disconnected(receive: Receive, work: Coroutine[Any, Any, T]
         if gone:
             task.uncancel()
             raise ClientDisconnected() from None
-        raise  # cancelled for another reason (server shutdown): let it through
+        raise  # its deadline, or the server's shutdown: gateway/request_deadline.py answers both
     finally:
         watcher.cancel()

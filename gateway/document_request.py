@@ -1,6 +1,7 @@
 """Reading a document request (/v1/ocr, /v1/layout) from multipart form data or JSON.
 
-Multipart: a `file` part plus form fields. JSON: `image` as a data URL or bare base64, plus the same fields.
+Multipart: a `file` part plus form fields. JSON: `image` as a data URL or bare base64, plus the same fields;
+or, with a remote-image allow-list, an http(s) URL of an image the gateway fetches (gateway/remote_images.py).
 Every problem is an InvalidRequest naming the field.
 """
 
@@ -16,6 +17,7 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
 from gateway.errors import BodyTooLarge, InvalidRequest
+from gateway.remote_images import RemoteImageFetcher
 from gateway.request_body import json_object, read_body
 
 OutputFormat = Literal["json", "markdown", "csv", "png"]
@@ -91,18 +93,24 @@ class DocumentRequest:
 
 
 async def read_document_request(
-    request: Request, *, max_body_bytes: int, max_files: int, extra_fields: tuple[str, ...] = ()
+    request: Request,
+    *,
+    max_body_bytes: int,
+    max_files: int,
+    extra_fields: tuple[str, ...] = (),
+    remote_images: RemoteImageFetcher | None = None,
 ) -> DocumentRequest:
     """Parse the request by its content type; raise InvalidRequest (400/413/415) naming the problem.
 
-    `extra_fields` are read aside into `extra` rather than as options (POST /v1/jobs: `task`).
+    `extra_fields` are read aside into `extra` rather than as options (POST /v1/jobs: `task`). A JSON `image`
+    that is an http(s) URL is fetched with `remote_images` when it is enabled, capped at `max_body_bytes`.
     """
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
         return await _from_multipart(request, max_body_bytes, max_files, extra_fields)
     if content_type in ("application/json", ""):
         body = await read_body(request.scope, request.receive, max_body_bytes)
-        return _from_json(body, extra_fields)
+        return await _from_json(body, extra_fields, remote_images, max_body_bytes)
     raise UnsupportedMediaType(
         f"unsupported content type {content_type!r}: send multipart/form-data with a `file` part, "
         "or JSON with an `image` field"
@@ -141,13 +149,27 @@ async def _from_multipart(
         await form.close()
 
 
-def _from_json(body: bytes, extra_fields: tuple[str, ...] = ()) -> DocumentRequest:
+async def _from_json(
+    body: bytes, extra_fields: tuple[str, ...], remote_images: RemoteImageFetcher | None, max_bytes: int
+) -> DocumentRequest:
     payload = json_object(body)
     extra = {key: payload.pop(key) for key in extra_fields if key in payload}
     image = payload.pop("image", None)
     if not isinstance(image, str) or not image:
         raise InvalidRequest("`image` is required: a data: URL or base64 of the image file", param="image")
-    return DocumentRequest([DocumentFile(_decode_base64_image(image), "", "image")], _options(payload), extra)
+    options = _options(payload)  # checked before anything is fetched
+    if image.startswith(("http://", "https://")):
+        data = await _fetch_image(image, remote_images, max_bytes)
+    else:
+        data = _decode_base64_image(image)
+    return DocumentRequest([DocumentFile(data, "", "image")], options, extra)
+
+
+async def _fetch_image(url: str, remote_images: RemoteImageFetcher | None, max_bytes: int) -> bytes:
+    if remote_images is None or not remote_images.enabled:
+        message = "`image`: remote image URLs are not fetched; send the image as a data: URL or base64"
+        raise InvalidRequest(message, param="image")
+    return (await remote_images.fetch(url, param="image", max_bytes=max_bytes)).data
 
 
 def _decode_base64_image(value: str) -> bytes:

@@ -82,8 +82,17 @@ class ErrorBoundary:
                     log.error("error after the response started on %s", scope["path"], exc_info=exc)
                 return
             status, body = render_error(scope["method"], scope["path"], exc)
-            headers = [(b"content-type", b"application/json")] if body else []
-            if isinstance(exc, GatewayError) and exc.headers:
-                headers += [(name.lower().encode(), value.encode("latin-1")) for name, value in exc.headers.items()]
-            await send({"type": "http.response.start", "status": status, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
+            await _send(send, status, body, exc.headers if isinstance(exc, GatewayError) else None)
+
+
+async def send_error_response(send: Send, error: GatewayError) -> None:
+    """Send `error` as a whole response in the OpenAI shape, with the headers it needs; for pure-ASGI code."""
+    await _send(send, error.status_code, openai_error_bytes(error), error.headers)
+
+
+async def _send(send: Send, status: int, body: bytes, extra_headers: dict[str, str] | None) -> None:
+    headers = [(b"content-type", b"application/json")] if body else []
+    if extra_headers:
+        headers += [(name.lower().encode(), value.encode("latin-1")) for name, value in extra_headers.items()]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

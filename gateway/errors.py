@@ -4,7 +4,8 @@
     ├── InvalidRequest            400 invalid_request_error   (names the offending field in `param`)
     │   ├── BodyTooLarge          413 invalid_request_error
     │   └── (beside their inputs: ImageRejected/ImageTooLarge in image_decode.py, DocumentRejected/TooManyPages
-    │       in page_source.py, BatchTooLarge 413 and UnsupportedMediaType 415 in document_request.py)
+    │       in page_source.py, BatchTooLarge 413 and UnsupportedMediaType 415 in document_request.py,
+    │       RemoteImageRefused 400 in remote_images.py)
     ├── Unauthorized              401 authentication_error    code invalid_api_key (gateway/auth.py)
     ├── RateLimited               429 rate_limit_error        with Retry-After and x-ratelimit-* headers
     ├── ModelNotFound             404 invalid_request_error   code model_not_found
@@ -15,8 +16,12 @@
     │                             5xx left after retries)
     ├── UpstreamUnavailable       503 service_unavailable     (refused, reset, no healthy replica)
     ├── UpstreamTimeout           504 timeout
-    └── UpstreamProtocolError     502 bad_gateway             (the upstream answered something that is not
-                                                               vLLM's API, e.g. garbage instead of JSON)
+    ├── UpstreamProtocolError     502 bad_gateway             (the upstream answered something that is not
+    │                                                          vLLM's API, e.g. garbage instead of JSON)
+    ├── RequestTimeout            504 timeout                 code request_timeout (the request's own deadline,
+    │                                                          gateway/request_deadline.py)
+    └── ShuttingDown              503 service_unavailable     code shutting_down (still running when the
+                                                               shutdown grace period ended)
 
 Every error leaves the gateway as `{"error": {"message", "type", "param", "code"}}`; tracebacks stay in
 the log. Code raises these and never returns an error inside a union value.
@@ -143,6 +148,22 @@ class UpstreamProtocolError(GatewayError):
 
     status_code = 502
     error_type = "bad_gateway"
+
+
+class RequestTimeout(GatewayError):
+    """The request outlived its deadline (GATEWAY_REQUEST_TIMEOUT_S, or a shorter X-Request-Timeout)."""
+
+    status_code = 504
+    error_type = "timeout"
+    code = "request_timeout"
+
+
+class ShuttingDown(GatewayError):
+    """The server cancelled the request: it was still running when the shutdown grace period ended."""
+
+    status_code = 503
+    error_type = "service_unavailable"
+    code = "shutting_down"
 
 
 def openai_error_body(

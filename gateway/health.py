@@ -3,7 +3,8 @@
 vLLM answers `/health` only once its engine is up (before that the port refuses connections), 200 when
 healthy and 503 when the engine died. `/v1/models` reports the effective `max_model_len`. Results feed
 `GET /ready`, `GET /v1/models` and the `gateway_upstream_healthy` gauge; the data plane prefers healthy
-replicas but never blocks on this loop.
+replicas but never blocks on this loop. A probe answering 200 is also how a replica ejected by its circuit
+breaker (gateway/circuit_breaker.py) gets traffic again.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 import httpx
 
@@ -58,9 +60,13 @@ class HealthProber:
     async def probe(self, model: ServedModel, upstream: Upstream) -> None:
         """Update one upstream's health (and, once, its max_model_len)."""
         was_healthy = upstream.healthy
+        started = time.monotonic()
         try:
             response = await self._client.get(upstream.root_url + "/health")
             upstream.healthy = response.status_code == 200
+            if upstream.healthy and upstream.breaker.probe_succeeded(started):
+                self._metrics.upstream_readmissions.labels(model.name, upstream.base_url).inc()
+                log.info("upstream %s of %s answers /health again: readmitted on trial", upstream.base_url, model.name)
             upstream.last_error = None if upstream.healthy else f"/health answered HTTP {response.status_code}"
             if upstream.healthy and upstream.max_model_len is None:
                 upstream.max_model_len = await self._max_model_len(model, upstream)

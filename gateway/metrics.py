@@ -60,7 +60,7 @@ class GatewayMetrics:
         self.upstream_errors = Counter(
             "gateway_upstream_errors",
             "Failed upstream exchanges by kind: connect, timeout, status_4xx, status_5xx, invalid_response, "
-            "stream_broken, stream_error_event.",
+            "stream_broken, stream_error_event, pool_full (the gateway's own pool of connections to it was full).",
             ["model", "kind"],
             registry=self.registry,
         )
@@ -74,6 +74,24 @@ class GatewayMetrics:
             "gateway_upstream_healthy",
             "1 when the upstream's last /health probe answered 200, else 0.",
             ["model", "upstream"],
+            registry=self.registry,
+        )
+        self.upstream_ejections = Counter(
+            "gateway_upstream_ejections",
+            "Replicas taken out of rotation by their circuit breaker (GATEWAY_EJECT_AFTER_FAILURES in a row).",
+            ["model", "upstream"],
+            registry=self.registry,
+        )
+        self.upstream_readmissions = Counter(
+            "gateway_upstream_readmissions",
+            "Ejected replicas given traffic again after a /health probe answered 200.",
+            ["model", "upstream"],
+            registry=self.registry,
+        )
+        self.upstream_failovers = Counter(
+            "gateway_upstream_failovers",
+            "Requests moved to another replica after a failure, before any byte reached the client.",
+            ["model"],
             registry=self.registry,
         )
 
@@ -138,6 +156,31 @@ class GatewayMetrics:
             "gateway_rate_limited",
             "Requests refused with 429, by the API key's name (never the key) and limit (requests, concurrency).",
             ["key", "limit"],
+            registry=self.registry,
+        )
+        self.request_timeouts = Counter(
+            "gateway_request_timeouts",
+            "Requests cut off by their deadline (GATEWAY_REQUEST_TIMEOUT_S or a shorter X-Request-Timeout), by route.",
+            ["route"],
+            registry=self.registry,
+        )
+
+        self.remote_image_fetches = Counter(
+            "gateway_remote_image_fetches",
+            "Remote image URLs (GATEWAY_REMOTE_IMAGE_DOMAINS), by outcome: ok, refused_url, refused_domain, "
+            "refused_address, too_large, timeout, http_error, too_many_redirects, unreachable, not_image, cancelled.",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.remote_image_seconds = Histogram(
+            "gateway_remote_image_fetch_seconds",
+            "Time to fetch one remote image (or to give up on it): DNS, connect, redirects and body.",
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.remote_image_bytes = Counter(
+            "gateway_remote_image_bytes",
+            "Bytes of remote images fetched in full and sent on to the models.",
             registry=self.registry,
         )
 

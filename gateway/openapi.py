@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from gateway.request_deadline import DEADLINE_DOCUMENT_PATHS
 from gateway.routes import chat
 from gateway.schemas import ERROR_DESCRIPTIONS, ChatCompletionRequest
 
@@ -21,10 +22,29 @@ def install_openapi(app: FastAPI) -> None:
             components["ChatCompletionRequest"] = ChatCompletionRequest.model_json_schema()
             schema["paths"][chat.PATH] = {"post": _chat_operation()}
             _validation_errors_are_400(schema)
+            _document_deadline_header(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+# Read by gateway/request_deadline.py, a middleware, so no route declares it.
+_DEADLINE_HEADER = {
+    "name": "X-Request-Timeout",
+    "in": "header",
+    "required": False,
+    "description": "Seconds this request may take, at most GATEWAY_REQUEST_TIMEOUT_S (a larger value changes "
+    "nothing). Past it: 504 `timeout`, or a stream ends with an error event and `data: [DONE]`.",
+    "schema": {"type": "number", "exclusiveMinimum": 0},
+}
+
+
+def _document_deadline_header(schema: dict[str, Any]) -> None:
+    for path in (chat.PATH, *DEADLINE_DOCUMENT_PATHS):
+        operation = schema["paths"].get(path, {}).get("post")
+        if operation is not None:
+            operation.setdefault("parameters", []).append(_DEADLINE_HEADER)
 
 
 def _validation_errors_are_400(schema: dict[str, Any]) -> None:

@@ -1,7 +1,9 @@
-"""The models this gateway serves, each with its upstream vLLM servers and what is known of their health.
+"""The models this gateway serves, each with its upstream vLLM servers and what is known of their health and load.
 
 Built once at start-up from the registry and the settings (`GATEWAY_MODELS`, `GATEWAY_UPSTREAMS`); a name
-or key that does not add up stops the gateway before it listens.
+or key that does not add up stops the gateway before it listens. Which replica gets a request is decided
+here (`ServedModel.attempt_order`), from state three parties keep up to date: the upstream client (requests
+outstanding, the circuit breaker), the health prober (`healthy`) and the load scraper (vLLM's queue).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gateway.circuit_breaker import CircuitBreaker
 from gateway.registry import ConfigError, ImagePolicy, ModelConfig, PromptKey
 from gateway.settings import Settings
 
@@ -24,6 +27,22 @@ class Upstream:
     healthy: bool | None = None  # None until the first probe
     max_model_len: int | None = None
     last_error: str | None = None
+    breaker: CircuitBreaker = field(default_factory=lambda: CircuitBreaker(threshold=3))
+    outstanding: int = 0  # this gateway's requests to it not finished yet (streams: until their last byte)
+    queue_waiting: float | None = None  # vllm:num_requests_waiting at the last scrape; None: unknown
+
+    @property
+    def available(self) -> bool:
+        """Worth sending a request to: not known to be down and its circuit breaker is not open."""
+        return self.healthy is not False and self.breaker.allows_traffic
+
+    def request_finished(self) -> None:
+        """One of this gateway's requests to it is done (its body read, released or abandoned)."""
+        self.outstanding -= 1
+
+    def load(self) -> float:
+        """Requests ahead of a new one here: ours in flight plus vLLM's own queue (other gateways' included)."""
+        return self.outstanding + (self.queue_waiting or 0.0)
 
     @property
     def root_url(self) -> str:
@@ -66,13 +85,24 @@ class ServedModel:
         return min(lengths) if lengths else None
 
     def attempt_order(self) -> list[Upstream]:
-        """Upstreams to try for one request: round robin, healthy ones first, unprobed next, failed last."""
+        """Upstreams to try for one request, best first: the least loaded of those available, then the rest.
+
+        Healthy replicas come before unprobed ones; down or ejected ones come last (tried only when nothing
+        else is left, since they may have recovered). Equal loads take turns: the sort is stable over a
+        rotating start, so idle replicas share requests round robin.
+        """
         if len(self.upstreams) == 1:
             return list(self.upstreams)
         start = next(self._turn) % len(self.upstreams)
         rotated = self.upstreams[start:] + self.upstreams[:start]
-        rank = {True: 0, None: 1, False: 2}
-        return sorted(rotated, key=lambda upstream: rank[upstream.healthy])
+        return sorted(rotated, key=_preference)
+
+
+def _preference(upstream: Upstream) -> tuple[int, float]:
+    tier = 0 if upstream.healthy else 1  # known healthy before not yet probed
+    if not upstream.available:
+        tier = 2
+    return tier, upstream.load()
 
 
 def build_served_models(registry: dict[str, ModelConfig], settings: Settings) -> dict[str, ServedModel]:
@@ -96,7 +126,7 @@ def build_served_models(registry: dict[str, ModelConfig], settings: Settings) ->
         api_key = _api_key(config)
         urls = settings.upstreams.get(name, config.upstreams)
         prompts = {key: _read_prompt(settings.prompts_dir / path) for key, path in config.prompts.items()}
-        upstreams = tuple(Upstream(url, api_key) for url in urls)
+        upstreams = tuple(Upstream(url, api_key, breaker=CircuitBreaker(settings.eject_after_failures)) for url in urls)
         served[name] = ServedModel(config, upstreams, prompts, _served_image_policy(config, settings))
     return served
 

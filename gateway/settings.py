@@ -6,13 +6,17 @@ test builds its own `Settings(...)` and hands it to `create_app`.
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# scheme://host[:port] as browsers send it in `Origin`: no path, no trailing slash.
+_ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://[^/?#\s]+")
 
 
 class Settings(BaseSettings):
@@ -63,13 +67,32 @@ class Settings(BaseSettings):
     max_document_pages: int = Field(2000, ge=1)
     page_concurrency: int = Field(8, ge=1)
     max_batch_files: int = Field(20, ge=1)
+    # Remote images (gateway/remote_images.py): http(s) image URLs are fetched by the gateway itself, and only
+    # from these hosts (`images.example.com`, or `*.example.com` for its subdomains); empty: refused, send
+    # data: URLs. Every address a host resolves to must be public; no setting loosens that.
+    remote_image_domains: Annotated[list[str], NoDecode] = Field(default_factory=list)  # comma-separated
+    # Each image is cut off at this size, and given this long in all (DNS, connect, redirects, body), so a
+    # slow or endless server cannot hold a request; redirects are followed this many times at most.
+    remote_image_max_bytes: int = Field(10 * 1024 * 1024, ge=1)
+    remote_image_timeout_s: float = Field(10.0, gt=0)
+    remote_image_max_redirects: int = Field(3, ge=0, le=10)
+    # Remote images one chat request may name: each is a fetch the gateway makes on the client's behalf.
+    remote_image_max_per_request: int = Field(8, ge=1)
 
     # SIGTERM: stop accepting, let in-flight requests finish for this long, then cancel them (and their
     # upstream requests) and shut down.
     shutdown_grace_s: int = Field(30, ge=0)  # whole seconds, as uvicorn takes it
+    # The whole wall clock of one chat, OCR or layout request (not jobs, health, metrics or models); a client
+    # may ask for less with `X-Request-Timeout: <seconds>` (gateway/request_deadline.py).
+    request_timeout_s: float = Field(600.0, gt=0)
 
     health_interval_s: float = Field(5.0, gt=0)
     health_timeout_s: float = Field(2.0, gt=0)
+    # Replicas: this many failed requests in a row eject one (circuit breaker) until a /health probe readmits
+    # it; every `load_interval_s` each replica's /metrics is read for vLLM's queue length, which with the
+    # gateway's own outstanding requests decides where the next request goes.
+    eject_after_failures: int = Field(3, ge=1)
+    load_interval_s: float = Field(2.0, gt=0)
 
     # The durable store (SQLite): jobs, their uploads and results, and the document result cache. A file,
     # never `:memory:`: jobs must outlive the process. Finished jobs are deleted `job_result_ttl_s` after they
@@ -91,11 +114,45 @@ class Settings(BaseSettings):
     redis_slot_ttl_s: float = Field(60.0, gt=0)
     redis_fail_open: bool = False
 
-    @field_validator("models", "api_keys", mode="before")
+    # Browsers on other sites (gateway/cors.py): comma-separated origins such as `https://app.example.com`, or
+    # `*`; empty: no CORS at all. Credentials (cookies, TLS client certificates) only with listed origins.
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    cors_allow_credentials: bool = False
+    cors_max_age_s: int = Field(600, ge=0)  # how long a browser may cache a preflight answer
+
+    @field_validator("models", "api_keys", "remote_image_domains", "cors_origins", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [name.strip() for name in value.split(",") if name.strip()]
+        return value
+
+    @field_validator("remote_image_domains")
+    @classmethod
+    def _domains_are_host_names(cls, value: list[str]) -> list[str]:
+        return [check_image_domain(entry) for entry in value]
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins_are_origins(cls, value: list[str]) -> list[str]:
+        if "*" in value and len(value) > 1:
+            raise ValueError("`*` already allows every origin: give `*` alone or a list of origins")
+        for origin in value:
+            if origin != "*" and not _ORIGIN.fullmatch(origin.lower()):
+                raise ValueError(
+                    f"{origin!r} is not an origin: scheme://host[:port], no path and no trailing slash "
+                    "(what a browser sends in its Origin header)"
+                )
+        return [origin.lower() for origin in value]  # browsers send scheme and host in lower case
+
+    @field_validator("cors_allow_credentials")
+    @classmethod
+    def _no_credentials_with_any_origin(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and "*" in info.data.get("cors_origins", ()):
+            raise ValueError(
+                "cannot be true with GATEWAY_CORS_ORIGINS=*: browsers refuse credentials for a wildcard origin; "
+                "list the origins instead"
+            )
         return value
 
     @field_validator("store_path")
@@ -129,3 +186,42 @@ def check_base_url(url: str) -> str:
     if not url.rstrip("/").endswith("/v1"):
         raise ValueError(f"upstream URL {url!r} must be a base URL ending in /v1")
     return url.rstrip("/")
+
+
+# One DNS label: letters, digits and inner hyphens, at most 63 characters (RFC 1035; IDNs in their xn-- form).
+_DNS_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+
+
+def check_image_domain(entry: str) -> str:
+    """Fail fast on a remote-image allow-list entry that is not `host.name` or `*.host.name`; lower-cased."""
+    name = entry.strip().lower().removesuffix(".")
+    problem = _domain_entry_problem(name)
+    if problem is not None:
+        raise ValueError(f"remote image domain {entry!r}: {problem}")
+    return name
+
+
+def _domain_entry_problem(name: str) -> str | None:
+    if "/" in name:
+        return "give the host name alone, without a scheme or path"
+    if "@" in name:
+        return "give the host name alone, without a user name"
+    try:
+        ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        pass
+    else:  # an address would skip the check made after DNS, and addresses are never what an allow-list means
+        return "IP addresses are not allowed, only domain names"
+    if ":" in name:
+        return "give the host name alone, without a port (any port is allowed)"
+    base = name.removeprefix("*.")
+    labels = base.split(".")
+    if "*" in base:
+        return "a wildcard is only allowed as a leading `*.` (any subdomain)"
+    if len(base) > 253 or not all(_DNS_LABEL.fullmatch(label) for label in labels):
+        return "not a valid host name (letters, digits, hyphens and dots; IDNs in their xn-- form)"
+    if labels[-1].isdigit():
+        return "looks like an IP address; only domain names are allowed"
+    if base != name and len(labels) < 2:
+        return "`*.` must be followed by a domain of at least two labels"
+    return None

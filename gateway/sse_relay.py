@@ -4,7 +4,8 @@ Bytes go out as soon as a complete event (`data: ...\\n\\n`) has arrived; only a
 back, so a stream is never buffered and a client never sees half an event. If the upstream breaks, times
 out or stops without `data: [DONE]`, the client gets one error event in the OpenAI shape and then
 `data: [DONE]`, exactly as vLLM ends a stream that failed part-way. If the client leaves, the upstream
-response is closed, which makes vLLM abort the sequence.
+response is closed, which makes vLLM abort the sequence. A stream cut short by its deadline or by the
+server's shutdown ends the same way, from gateway/request_deadline.py.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from gateway.disconnect import run_unless_disconnected
 from gateway.errors import GatewayError, UpstreamProtocolError, UpstreamTimeout, openai_error_bytes
 from gateway.metrics import GatewayMetrics
 
-_DONE = b"data: [DONE]\n\n"
+DONE = b"data: [DONE]\n\n"
 _EVENT_END = b"\n\n"
 _ERROR_EVENT_MARK = b'data: {"error"'
 _HEADERS = [
@@ -27,6 +28,11 @@ _HEADERS = [
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),  # tell nginx-style proxies in front not to buffer either
 ]
+
+
+def closing_events(failure: GatewayError) -> bytes:
+    """How a stream that cannot go on ends: one error event in the OpenAI shape, then `data: [DONE]`."""
+    return b"data: " + openai_error_bytes(failure) + _EVENT_END + DONE
 
 
 class SSERelayResponse(Response):
@@ -70,7 +76,7 @@ class SSERelayResponse(Response):
                     self._metrics.stream_first_byte.labels(self._model).observe(time.perf_counter() - self._started)
                 if _ERROR_EVENT_MARK in events:
                     self._metrics.upstream_errors.labels(self._model, "stream_error_event").inc()
-                finished = events.endswith(_DONE)
+                finished = events.endswith(DONE)
                 await send({"type": "http.response.body", "body": events, "more_body": True})
             if not finished:
                 failure = UpstreamProtocolError(f"model {self._model}: the upstream stream ended without [DONE]")
@@ -82,8 +88,7 @@ class SSERelayResponse(Response):
             kind = "timeout" if isinstance(failure, UpstreamTimeout) else "stream_broken"
             self._metrics.upstream_errors.labels(self._model, kind).inc()
             # A partial event is dropped: it cannot be parsed, and the client gets the reason instead.
-            closing = b"data: " + openai_error_bytes(failure) + _EVENT_END + _DONE
-            await send({"type": "http.response.body", "body": closing, "more_body": True})
+            await send({"type": "http.response.body", "body": closing_events(failure), "more_body": True})
         else:
             self._upstream.release()
         await send({"type": "http.response.body", "body": b"", "more_body": False})

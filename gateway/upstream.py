@@ -6,14 +6,21 @@ is 250 µs. The control plane (health probes) stays on httpx, where speed does n
 
 `open_response` returns only a 2xx response whose body has not been read: from then on bytes may reach the
 client, so nothing after it is retried. Everything before it is: connection refused or reset, a connect
-timeout, or a 502/503 from the upstream are retried with backoff (tenacity), moving to the next replica.
+timeout, or a 502/503 from the upstream are retried with backoff (tenacity), moving to the next replica
+(failover). The exception is `fetch`, which reads the whole answer before the client sees any of it: an
+answer that breaks off mid-body is asked for once more, from another replica when there is one.
+
+Every exchange feeds its replica's state: requests outstanding (until the body is read, released or
+closed) for load balancing, and successes and failures for its circuit breaker (gateway/circuit_breaker.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import aiohttp
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
@@ -24,7 +31,38 @@ from gateway.served_models import ServedModel, Upstream
 from gateway.settings import Settings
 from gateway.upstream_errors import parse_upstream_error
 
+log = logging.getLogger(__name__)
+
 _RETRYABLE_STATUS = frozenset({502, 503})
+
+
+class _TrackedResponse(aiohttp.ClientResponse):
+    """A response that calls back once when it is finished: read to the end, released or closed.
+
+    That is when its request stops counting against the replica's load. Set as the session's
+    `response_class`, so the callers keep handling a plain aiohttp response.
+    """
+
+    _on_done: Callable[[], None] | None = None
+    upstream: Upstream | None = None  # the replica that answered
+
+    def track(self, on_done: Callable[[], None]) -> None:
+        self._on_done = on_done
+        self.content.on_eof(self._done)  # at once if the body was already read
+
+    def _done(self) -> None:
+        on_done, self._on_done = self._on_done, None
+        if on_done is not None:
+            on_done()
+
+    def close(self) -> None:
+        super().close()
+        self._done()
+
+    def release(self) -> Any:
+        result = super().release()
+        self._done()
+        return result
 
 
 class _Retryable(Exception):
@@ -34,6 +72,19 @@ class _Retryable(Exception):
         super().__init__(final.message)
         self.kind = kind
         self.final = final  # what the client gets if no attempt succeeds
+
+
+class _BrokenOff(Exception):
+    """A 2xx answer that broke off mid-body, before any of it reached the client."""
+
+    def __init__(self, final: GatewayError, upstream: Upstream | None) -> None:
+        super().__init__(final.message)
+        self.final = final
+        self.upstream = upstream  # the replica that broke off
+
+
+def _upstream_of(response: aiohttp.ClientResponse) -> Upstream | None:
+    return response.upstream if isinstance(response, _TrackedResponse) else None
 
 
 def _payload(body: bytes) -> bytes | aiohttp.BytesPayload:
@@ -72,7 +123,12 @@ class UpstreamClient:
             sock_connect=settings.connect_timeout_s,
             sock_read=settings.read_timeout_s,  # silence between two reads
         )
-        self._session = aiohttp.ClientSession(connector=connector, timeout=timeout, skip_auto_headers=("User-Agent",))
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=timeout,
+            skip_auto_headers=("User-Agent",),
+            response_class=_TrackedResponse,
+        )
 
     async def close(self) -> None:
         if self._session is not None:
@@ -80,14 +136,23 @@ class UpstreamClient:
             self._session = None
 
     async def open_response(
-        self, model: ServedModel, path: str, body: bytes, headers: Mapping[str, str]
+        self,
+        model: ServedModel,
+        path: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        *,
+        avoid: Upstream | None = None,
     ) -> aiohttp.ClientResponse:
         """POST `body` to `path` on one of the model's upstreams; return a 2xx response, unread.
 
         The caller owns the response and must `release()` (finished) or `close()` (abandoned) it.
-        Raises a GatewayError: the upstream's own 4xx, or 503/504/5xx when no attempt succeeded.
+        `avoid` goes last in the order (the replica that just failed this request). Raises a GatewayError:
+        the upstream's own 4xx, or 503/504/5xx when no attempt succeeded.
         """
         order = model.attempt_order()
+        if avoid is not None and len(order) > 1:
+            order.sort(key=lambda upstream: upstream is avoid)
         try:
             # The common case pays for no retry machinery at all.
             return await self._attempt(model, order[0], path, body, headers)
@@ -110,6 +175,8 @@ class UpstreamClient:
             async for attempt in retrying:
                 with attempt:
                     upstream = order[attempt.retry_state.attempt_number % len(order)]
+                    if upstream is not order[(attempt.retry_state.attempt_number - 1) % len(order)]:
+                        self._metrics.upstream_failovers.labels(model.name).inc()
                     try:
                         return await self._attempt(model, upstream, path, body, headers)
                     except _Retryable as again:
@@ -124,19 +191,37 @@ class UpstreamClient:
     async def fetch(self, model: ServedModel, path: str, body: bytes, headers: Mapping[str, str]) -> bytes:
         """POST and read the whole (non-streamed) answer; 504 if it goes silent, 502 if it breaks off.
 
+        Nothing reaches the client before the whole answer is read, so an answer that breaks off (a replica
+        dying mid-answer) is asked for once more, from another replica when the model has one.
         A complete read returns the connection to the pool; an abandoned one (an error, or the caller
         cancelled because its client left) drops it, so vLLM aborts the request.
         """
-        response = await self.open_response(model, path, body, headers)
+        try:
+            return await self._read_all(model, await self.open_response(model, path, body, headers))
+        except _BrokenOff as broken:
+            if self._settings.retry_attempts < 2:
+                raise broken.final from None
+            self._metrics.upstream_retries.labels(model.name, "broken_off").inc()
+            failed = broken.upstream
+        try:
+            return await self._read_all(model, await self.open_response(model, path, body, headers, avoid=failed))
+        except _BrokenOff as broken:
+            raise broken.final from None
+
+    async def _read_all(self, model: ServedModel, response: aiohttp.ClientResponse) -> bytes:
         errors = self._metrics.upstream_errors
+        upstream = _upstream_of(response)
         try:
             return await response.read()
         except (aiohttp.SocketTimeoutError, TimeoutError) as exc:
             errors.labels(model.name, "timeout").inc()
+            self._record_failure(model, upstream)
             raise UpstreamTimeout(f"model {model.name}: the upstream went silent mid-answer") from exc
         except aiohttp.ClientError as exc:
             errors.labels(model.name, "invalid_response").inc()
-            raise UpstreamProtocolError(f"model {model.name}: the answer broke off ({type(exc).__name__})") from exc
+            self._record_failure(model, upstream)
+            message = f"model {model.name}: the answer broke off ({type(exc).__name__})"
+            raise _BrokenOff(UpstreamProtocolError(message), upstream) from exc
         finally:
             if not response.content.at_eof():
                 response.close()
@@ -148,28 +233,66 @@ class UpstreamClient:
         url = upstream.base_url + path
         request_headers = {**headers, **upstream.auth_headers()} if upstream.api_key else headers
         errors = self._metrics.upstream_errors
+        upstream.outstanding += 1  # before the await, so requests choosing meanwhile see it
         try:
             response = await self._session.post(url, data=_payload(body), headers=request_headers)
-        except aiohttp.ConnectionTimeoutError as exc:
-            errors.labels(model.name, "connect").inc()
-            raise _Retryable("connect", UpstreamTimeout(f"model {model.name}: connecting timed out")) from exc
-        except (TimeoutError, aiohttp.SocketTimeoutError) as exc:
-            # The upstream accepted the request and went silent: it may be working on it, so no retry.
-            errors.labels(model.name, "timeout").inc()
-            raise UpstreamTimeout(f"model {model.name}: no answer within {self._settings.read_timeout_s:g} s") from exc
-        except aiohttp.ClientError as exc:
-            # Refused, reset, or closed before answering (a stale keep-alive connection, a crashed server).
-            errors.labels(model.name, "connect").inc()
-            raise _Retryable(
-                "connect",
-                UpstreamUnavailable(f"model {model.name}: upstream unreachable ({type(exc).__name__})"),
-            ) from exc
+        except BaseException as exc:
+            pool_was_full = upstream.outstanding > self._settings.max_connections_per_upstream
+            upstream.outstanding -= 1
+            if isinstance(exc, aiohttp.ConnectionTimeoutError) and pool_was_full:
+                # The wait was for one of the gateway's own pooled connections, not for the replica: it is not
+                # the replica's failure, and waiting again for the same pool would only double the wait.
+                errors.labels(model.name, "pool_full").inc()
+                limit = self._settings.max_connections_per_upstream
+                full = UpstreamUnavailable(
+                    f"model {model.name}: all {limit} connections to one of its upstreams are busy "
+                    "(GATEWAY_MAX_CONNECTIONS_PER_UPSTREAM)"
+                )
+                if len(model.upstreams) > 1:
+                    raise _Retryable("pool_full", full) from exc
+                raise full from exc
+            if isinstance(exc, aiohttp.ClientError | TimeoutError):
+                self._record_failure(model, upstream)
+            if isinstance(exc, aiohttp.ConnectionTimeoutError):
+                errors.labels(model.name, "connect").inc()
+                raise _Retryable("connect", UpstreamTimeout(f"model {model.name}: connecting timed out")) from exc
+            if isinstance(exc, TimeoutError | aiohttp.SocketTimeoutError):
+                # The upstream accepted the request and went silent: it may be working on it, so no retry.
+                errors.labels(model.name, "timeout").inc()
+                timeout = self._settings.read_timeout_s
+                raise UpstreamTimeout(f"model {model.name}: no answer within {timeout:g} s") from exc
+            if isinstance(exc, aiohttp.ClientError):
+                # Refused, reset, or closed before answering (a stale keep-alive connection, a crashed server).
+                errors.labels(model.name, "connect").inc()
+                raise _Retryable(
+                    "connect",
+                    UpstreamUnavailable(f"model {model.name}: upstream unreachable ({type(exc).__name__})"),
+                ) from exc
+            raise  # cancelled: the client left or the gateway is stopping
+        assert isinstance(response, _TrackedResponse)
+        response.track(upstream.request_finished)
+        response.upstream = upstream
+        if response.status < 500:
+            upstream.breaker.record_success()  # a 4xx is the request's fault, not the replica's
+        else:
+            self._record_failure(model, upstream)
         if response.status < 400:
             return response
         error = await self._read_error(model, response)
         if response.status in _RETRYABLE_STATUS:
             raise _Retryable(f"status_{response.status}", error)
         raise error
+
+    def _record_failure(self, model: ServedModel, upstream: Upstream | None) -> None:
+        if upstream is None or not upstream.breaker.record_failure():
+            return
+        self._metrics.upstream_ejections.labels(model.name, upstream.base_url).inc()
+        log.warning(
+            "upstream %s of %s ejected after %d failures in a row; /health probes will readmit it",
+            upstream.base_url,
+            model.name,
+            upstream.breaker.consecutive_failures,
+        )
 
     async def _read_error(self, model: ServedModel, response: aiohttp.ClientResponse) -> GatewayError:
         kind = "status_4xx" if response.status < 500 else "status_5xx"

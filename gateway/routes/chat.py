@@ -4,18 +4,23 @@ This is the hot path, so it is a bare ASGI app rather than a FastAPI path operat
 object and dependency solving cost more per request than the gateway's whole latency budget (see
 docs/architecture.md). Errors are still raised as GatewayError and rendered by the app's one set of
 handlers; `gateway/openapi.py` documents the route.
+
+With a remote-image allow-list (GATEWAY_REMOTE_IMAGE_DOMAINS), http(s) image URLs are fetched here, all at
+once, and the body is rebuilt with them as data: URLs before it goes upstream (gateway/remote_images.py says
+why vLLM never sees the URL). A request without remote URLs is forwarded byte for byte as before.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from starlette.types import Receive, Scope, Send
 
-from gateway.chat_request import inspect_chat_request
+from gateway.chat_request import RemoteImageRef, inline_image_urls, inspect_chat_request
 from gateway.deps import GatewayState
 from gateway.disconnect import run_unless_disconnected
-from gateway.errors import ModelNotFound, UpstreamProtocolError
+from gateway.errors import BodyTooLarge, InvalidRequest, ModelNotFound, UpstreamProtocolError
 from gateway.metrics import GatewayMetrics
 from gateway.request_body import read_body
 from gateway.served_models import ServedModel
@@ -31,16 +36,19 @@ class ChatCompletionsEndpoint:
 
     def __init__(self, state: GatewayState) -> None:
         self._state = state
+        self._remote_images = bool(state.settings.remote_image_domains)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         state = self._state
         body = await read_body(scope, receive, state.settings.max_body_bytes)
-        info = inspect_chat_request(body, state.settings.max_completion_tokens)
+        info = inspect_chat_request(body, state.settings.max_completion_tokens, remote_images=self._remote_images)
         model = state.models.get(info.model)
         if model is None:
             raise ModelNotFound(info.model)
         scope["state"]["model"] = model.name  # read by MetricsMiddleware
+        if info.remote_images:  # only after the model is known: nothing is fetched for a request bound to fail
+            body = await run_unless_disconnected(receive, _inline_remote_images(state, body, info.remote_images))
         # The request's id (set by RequestIdMiddleware, around every route), so vLLM's logs name the same request.
         headers = {"Content-Type": "application/json", "X-Request-Id": scope["state"]["request_id"]}
         if info.stream:
@@ -64,6 +72,28 @@ class ChatCompletionsEndpoint:
             }
         )
         await send({"type": "http.response.body", "body": answer})
+
+
+async def _inline_remote_images(state: GatewayState, body: bytes, images: tuple[RemoteImageRef, ...]) -> bytes:
+    """Fetch the request's remote images concurrently; the body with each as a data: URL in its place."""
+    limit = state.settings.remote_image_max_per_request
+    if len(images) > limit:
+        param = images[limit].param
+        raise InvalidRequest(f"`{param}`: a request may name at most {limit} remote image URLs", param=param)
+    fetcher = state.remote_images
+    for image in images:  # every URL is checked before any is fetched
+        fetcher.check_url(image.url, image.param)
+    try:
+        async with asyncio.TaskGroup() as group:
+            fetches = {image: group.create_task(fetcher.fetch(image.url, param=image.param)) for image in images}
+    except ExceptionGroup as failed:
+        raise failed.exceptions[0] from None  # the first image that failed; the group cancelled the others
+    inlined = inline_image_urls(body, {image: fetch.result().data_url() for image, fetch in fetches.items()})
+    size, limit = len(inlined), state.settings.max_body_bytes
+    if size > limit:
+        message = f"with its remote images inlined, the request body ({size} bytes) exceeds the limit of {limit} bytes"
+        raise BodyTooLarge(message)
+    return inlined
 
 
 async def _fetch_completion(

@@ -37,7 +37,11 @@ def _openapi(extra_fields: dict[str, Any]) -> dict[str, Any]:
         "required": ["file"],
         "properties": {"file": {"type": "string", "format": "binary"}, **fields},
     }
-    image = {"type": "string", "description": "a data: URL or bare base64 of the image file"}
+    image = {
+        "type": "string",
+        "description": "a data: URL or bare base64 of the image file, or an http(s) image URL on the gateway's "
+        "allow-list (GATEWAY_REMOTE_IMAGE_DOMAINS)",
+    }
     json_body = {"type": "object", "required": ["image"], "properties": {"image": image, **fields}}
     content = {"multipart/form-data": {"schema": multipart}, "application/json": {"schema": json_body}}
     return {"requestBody": {"required": True, "content": content}}
@@ -77,7 +81,10 @@ async def ocr(request: Request, state: StateDep) -> Response:
 async def _run(request: Request, state: GatewayState, task: DocumentTask) -> Response:
     settings = state.settings
     document = await read_document_request(
-        request, max_body_bytes=settings.max_body_bytes, max_files=settings.max_batch_files
+        request,
+        max_body_bytes=settings.max_body_bytes,
+        max_files=settings.max_batch_files,
+        remote_images=state.remote_images,
     )
     options = check_options(document.options, task, files=len(document.files))
     model = resolve_model(state, options, task)

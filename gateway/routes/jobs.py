@@ -68,7 +68,11 @@ async def create_job(request: Request, state: StateDep) -> Response:
     """Read a document in the background (any number of pages up to GATEWAY_MAX_DOCUMENT_PAGES); JSON only."""
     settings = state.settings
     document = await read_document_request(
-        request, max_body_bytes=settings.max_body_bytes, max_files=settings.max_batch_files, extra_fields=("task",)
+        request,
+        max_body_bytes=settings.max_body_bytes,
+        max_files=settings.max_batch_files,
+        extra_fields=("task",),
+        remote_images=state.remote_images,
     )
     task = document.extra.get("task")
     if task not in _TASKS:

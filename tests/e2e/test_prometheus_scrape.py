@@ -119,6 +119,12 @@ def test_prometheus_scrapes_the_gateways_series(gateway: GatewayServer, promethe
     # The stacks' alert rules load in a real Prometheus, and none fires against a healthy gateway.
     rules = _poll(prometheus + "/api/v1/rules", {}, lambda d: bool(d["groups"]), "the alert rules", log)
     alerts = {rule["name"]: rule for group in rules["groups"] for rule in group["rules"]}
-    assert set(alerts) == {"UpstreamDown", "HighErrorRatio", "HighLatencyP99", "QueueBuildingUp"}
+    assert set(alerts) == {
+        "UpstreamDown",
+        "UpstreamEjectedRepeatedly",
+        "HighErrorRatio",
+        "HighLatencyP99",
+        "QueueBuildingUp",
+    }
     assert all(rule["health"] in ("ok", "unknown") for rule in alerts.values())
     assert all(rule["state"] == "inactive" for rule in alerts.values())

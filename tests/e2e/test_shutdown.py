@@ -1,5 +1,6 @@
 """SIGTERM: the gateway stops accepting, lets in-flight requests finish within the grace period
-(`GATEWAY_SHUTDOWN_GRACE_S`), cancels the rest (dropping their upstream requests, so vLLM aborts them), exits.
+(`GATEWAY_SHUTDOWN_GRACE_S`), cancels the rest (dropping their upstream requests, so vLLM aborts them, and
+answering their clients in the OpenAI shape), exits.
 
 The gateway runs as `python -m gateway` in a subprocess, as in production, so the signal goes through uvicorn's
 own handling.
@@ -20,7 +21,6 @@ from pathlib import Path
 
 import httpx
 import orjson
-import pytest
 
 from launchers.vllm_standin import StandinConfig, StandinServer
 from tests.conftest import CHAT_MODEL
@@ -99,6 +99,14 @@ def _chat(root: str, stream: bool) -> tuple[int, bool]:
         return streamed.status_code, bool(lines) and lines[-1] == "data: [DONE]"
 
 
+def _raw_chat(root: str, stream: bool) -> httpx.Response:
+    """The whole response, read to its end (raises if the connection is cut)."""
+    body = {"model": CHAT_MODEL, "messages": HI, "stream": stream}
+    with httpx.stream("POST", root + "/v1/chat/completions", json=body, timeout=15) as response:
+        response.read()
+        return response
+
+
 def _wait_refused(root: str, timeout: float) -> bool:
     """True once a new connection to the gateway is refused."""
     deadline = time.monotonic() + timeout
@@ -134,18 +142,27 @@ def test_requests_outlasting_the_grace_period_are_cancelled_upstream(tmp_path: P
     grace_s = 1
     with _standin(latency_s=20.0) as upstream, _gateway_process(tmp_path, upstream, grace_s) as (process, root):
         with ThreadPoolExecutor(2) as pool:
-            futures = [pool.submit(_chat, root, stream) for stream in (False, True)]
+            futures = [pool.submit(_raw_chat, root, stream) for stream in (False, True)]
             assert upstream.state.wait_for(lambda: upstream.state.running == 2, timeout=10), upstream.state.running
             process.send_signal(signal.SIGTERM)
             signalled = time.monotonic()
             assert process.wait(timeout=grace_s + 5) in CLEAN_EXITS
             assert time.monotonic() - signalled < grace_s + 3
-            # Neither client hangs. uvicorn answers a cancelled request that had not begun its response with a
-            # plain 500, and cuts a stream that had begun (the client sees an incomplete body, never a false end).
-            non_stream, stream = futures
-            assert non_stream.result(timeout=5)[0] == 500
-            with pytest.raises(httpx.RemoteProtocolError):
-                stream.result(timeout=5)
+            # Neither client hangs, and both learn why in the OpenAI shape: a 503 for the request that had not
+            # begun its answer, one error event and [DONE] ending the stream that had (never a cut connection).
+            non_stream, stream = (future.result(timeout=5) for future in futures)
+        assert non_stream.status_code == 503
+        error = non_stream.json()["error"]
+        assert set(error) == {"message", "type", "param", "code"}
+        assert (error["type"], error["code"]) == ("service_unavailable", "shutting_down")
+        assert "shutting down" in error["message"]
+        assert stream.status_code == 200
+        events = [event for event in stream.content.split(b"\n\n") if event]
+        assert events[-1] == b"data: [DONE]"
+        assert orjson.loads(events[-2].removeprefix(b"data: "))["error"]["type"] == "service_unavailable"
+        log = (tmp_path / "gateway.log").read_text()
+        assert "Internal Server Error" not in log
+        assert "Exception in ASGI application" not in log
 
         def outcomes() -> list[str]:
             return [r.outcome for r in upstream.state.requests if r.path == "/v1/chat/completions"]

@@ -3,7 +3,7 @@ import base64
 import orjson
 import pytest
 
-from gateway.chat_request import inspect_chat_request
+from gateway.chat_request import inline_image_urls, inspect_chat_request
 from gateway.errors import InvalidRequest
 from tests.images import chat_with_image, data_url
 
@@ -131,3 +131,50 @@ def test_token_limit_must_be_a_non_negative_integer(field: str, value: object) -
         with pytest.raises(InvalidRequest, match="must be a non-negative integer") as caught:
             inspect_chat_request(_body({**_HI, field: value}), max_completion_tokens=cap)
         assert caught.value.param == field
+
+
+def _two_remote_images() -> dict[str, object]:
+    content = [
+        {"type": "text", "text": "compare"},
+        {"type": "image_url", "image_url": {"url": "https://images.example.com/a.png"}},
+        {"type": "image_url", "image_url": {"url": data_url()}},
+    ]
+    return {
+        "model": "m",
+        "temperature": 0.25,
+        "messages": [
+            {"role": "user", "content": content},
+            {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "http://cdn.example.com/b"}}]},
+        ],
+    }
+
+
+def test_remote_urls_are_listed_with_their_place_when_the_gateway_fetches_them() -> None:
+    info = inspect_chat_request(_body(_two_remote_images()), remote_images=True)
+    assert [(ref.url, ref.param) for ref in info.remote_images] == [
+        ("https://images.example.com/a.png", "messages[0].content[1].image_url.url"),
+        ("http://cdn.example.com/b", "messages[1].content[0].image_url.url"),
+    ]
+
+
+def test_remote_urls_are_refused_when_the_gateway_does_not_fetch_them() -> None:
+    with pytest.raises(InvalidRequest, match="remote image URLs are not fetched") as caught:
+        inspect_chat_request(_body(_two_remote_images()))
+    assert caught.value.param == "messages[0].content[1].image_url.url"
+
+
+def test_data_urls_are_still_checked_when_remote_urls_are_allowed() -> None:
+    assert inspect_chat_request(_body(chat_with_image("m", data_url())), remote_images=True).remote_images == ()
+    for url in ("data:text/plain;base64,aGVsbG8=", "file:///etc/passwd", "ftp://images.example.com/a.png"):
+        with pytest.raises(InvalidRequest):
+            inspect_chat_request(_body(chat_with_image("m", url)), remote_images=True)
+
+
+def test_inlining_replaces_only_the_remote_urls() -> None:
+    body = _body(_two_remote_images())
+    refs = inspect_chat_request(body, remote_images=True).remote_images
+    inlined = orjson.loads(inline_image_urls(body, {ref: f"data:image/png;base64,{i}" for i, ref in enumerate(refs)}))
+    expected = _two_remote_images()
+    expected["messages"][0]["content"][1]["image_url"]["url"] = "data:image/png;base64,0"  # type: ignore[index]
+    expected["messages"][1]["content"][0]["image_url"]["url"] = "data:image/png;base64,1"  # type: ignore[index]
+    assert inlined == expected

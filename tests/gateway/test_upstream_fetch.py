@@ -46,18 +46,24 @@ async def serve() -> AsyncIterator[Serve]:
     servers: list[asyncio.Server] = []
     connections: list[tuple[asyncio.Task[None], asyncio.StreamWriter]] = []
 
-    async def start(handler: Handler) -> ServedModel:
-        async def tracked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            task = asyncio.current_task()
-            assert task is not None
-            connections.append((task, writer))
-            await handler(reader, writer)
+    async def start(*handlers: Handler) -> ServedModel:
+        """One replica of dots-ocr per handler, in order."""
+        urls = []
+        for handler in handlers:
 
-        server = await asyncio.start_server(tracked, "127.0.0.1", 0)
-        servers.append(server)
-        port = server.sockets[0].getsockname()[1]
+            async def tracked(
+                reader: asyncio.StreamReader, writer: asyncio.StreamWriter, handler: Handler = handler
+            ) -> None:
+                task = asyncio.current_task()
+                assert task is not None
+                connections.append((task, writer))
+                await handler(reader, writer)
+
+            server = await asyncio.start_server(tracked, "127.0.0.1", 0)
+            servers.append(server)
+            urls.append(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1")
         registry = load_registry(PROJECT_ROOT / "model_configs", PROJECT_ROOT / "prompts")
-        settings = Settings(models=["dots-ocr"], upstreams={"dots-ocr": [f"http://127.0.0.1:{port}/v1"]})
+        settings = Settings(models=["dots-ocr"], upstreams={"dots-ocr": urls})
         return build_served_models(registry, settings)["dots-ocr"]
 
     yield start
@@ -89,3 +95,50 @@ async def test_an_answer_that_breaks_off_or_goes_silent_is_a_gateway_error(
         await client.close()
     exposition = metrics.render().decode()
     assert f'gateway_upstream_errors_total{{kind="{kind}",model="dots-ocr"}} 1.0' in exposition
+
+
+async def _answers(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    body = b'{"choices": []}'
+    await _read_request(reader)
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body))
+    writer.write(body)
+    await writer.drain()
+
+
+async def test_an_answer_that_breaks_off_is_asked_for_again_elsewhere(serve: Serve) -> None:
+    # Nothing reached the client yet, so a replica dying mid-answer costs it nothing but time.
+    model = await serve(_cut_off, _answers)
+    model.upstreams[0].healthy = model.upstreams[1].healthy = True
+    model.upstreams[1].outstanding = 1  # so the first choice is the replica that breaks off
+    metrics = GatewayMetrics()
+    client = UpstreamClient(Settings(retry_attempts=3), metrics)
+    await client.start()
+    try:
+        answer = await client.fetch(model, "/chat/completions", b"{}", {"Content-Type": "application/json"})
+    finally:
+        await client.close()
+    assert answer == b'{"choices": []}'
+    assert model.upstreams[0].breaker.consecutive_failures == 1
+    assert [upstream.outstanding for upstream in model.upstreams] == [0, 1]  # nothing leaked
+    exposition = metrics.render().decode()
+    assert 'gateway_upstream_retries_total{kind="broken_off",model="dots-ocr"} 1.0' in exposition
+
+
+async def test_an_answer_is_asked_for_at_most_twice(serve: Serve) -> None:
+    requests = 0
+
+    async def counting_cut_off(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal requests
+        requests += 1
+        await _cut_off(reader, writer)
+
+    model = await serve(counting_cut_off)
+    client = UpstreamClient(Settings(retry_attempts=3), GatewayMetrics())
+    await client.start()
+    try:
+        with pytest.raises(UpstreamProtocolError, match="broke off"):
+            await client.fetch(model, "/chat/completions", b"{}", {"Content-Type": "application/json"})
+    finally:
+        await client.close()
+    assert requests == 2
+    assert model.upstreams[0].outstanding == 0

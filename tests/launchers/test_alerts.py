@@ -14,7 +14,7 @@ from launchers.compose import ALERT_RULES
 from tests.launchers.test_compose import COMPOSE_DIR, PROFILES, VLLM_SERIES, gateway_series
 
 ALERTS_TEST = ALERT_RULES.parent / "alerts_test.yml"
-EXPECTED = {"UpstreamDown", "HighErrorRatio", "HighLatencyP99", "QueueBuildingUp"}
+EXPECTED = {"UpstreamDown", "UpstreamEjectedRepeatedly", "HighErrorRatio", "HighLatencyP99", "QueueBuildingUp"}
 needs_promtool = pytest.mark.skipif(
     shutil.which("promtool") is None,
     reason="promtool is not installed (apt-get install prometheus; .ci/run installs it)",

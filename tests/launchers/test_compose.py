@@ -17,6 +17,7 @@ import yaml
 
 from gateway.metrics import GatewayMetrics
 from gateway.registry import ModelConfig, load_registry
+from gateway.replica_metrics import ReplicaCollector
 from gateway.served_models import build_served_models
 from gateway.settings import PROJECT_ROOT, Settings
 from launchers.__main__ import main
@@ -245,7 +246,8 @@ def test_promtool_accepts_the_prometheus_config(profile: str) -> None:
 def gateway_series() -> set[str]:
     """Every series name the gateway exposes: counters as `_total`, histograms as `_bucket/_sum/_count`."""
     names: set[str] = set()
-    for family in GatewayMetrics().registry.collect():
+    # The per-replica gauges come from a collector the app registers, read from the replicas at scrape time.
+    for family in [*GatewayMetrics().registry.collect(), *ReplicaCollector({}).collect()]:
         if family.type == "counter":
             names.add(f"{family.name}_total")
         elif family.type == "histogram":
@@ -286,6 +288,9 @@ def test_dashboard_reads_only_series_that_exist() -> None:
         "gateway_requests_in_flight",
         "gateway_stream_first_byte_seconds_bucket",
         "gateway_pages_total",
+        "gateway_upstream_outstanding_requests",
+        "gateway_upstream_ejections_total",
+        "gateway_upstream_failovers_total",
         "vllm:num_requests_running",
         "vllm:num_requests_waiting",
         "vllm:kv_cache_usage_perc",
