@@ -61,7 +61,10 @@ class LoadScraper:
         # Only models with several replicas have a choice to make; one replica needs no scraping.
         self._upstreams = [u for model in models.values() if len(model.upstreams) > 1 for u in model.upstreams]
         self._interval_s = interval_s
-        self._client = httpx.AsyncClient(timeout=httpx.Timeout(timeout_s), transport=transport)
+        # Built only when needed: an httpx client loads the CA bundle (a few MB) even for plain http.
+        self._client: httpx.AsyncClient | None = None
+        self._timeout = httpx.Timeout(timeout_s)
+        self._transport = transport
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -73,13 +76,16 @@ class LoadScraper:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await self._client.aclose()
+        if self._client is not None:
+            await self._client.aclose()
 
     async def scrape_all(self) -> None:
         await asyncio.gather(*(self.scrape(upstream) for upstream in self._upstreams))
 
     async def scrape(self, upstream: Upstream) -> None:
         """Update one replica's queue length; unknown if its /metrics cannot be read."""
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self._timeout, transport=self._transport)
         try:
             response = await self._client.get(upstream.root_url + "/metrics")
             upstream.queue_waiting = parse_waiting(response.text) if response.status_code == 200 else None
