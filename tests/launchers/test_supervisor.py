@@ -61,6 +61,8 @@ def fake_vllm(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     monkeypatch.setenv("GATEWAY_HOST", "127.0.0.1")
     monkeypatch.setenv("GATEWAY_HEALTH_INTERVAL_S", "0.2")
     monkeypatch.setenv("GATEWAY_LOG_LEVEL", "warning")
+    # The gateway `up` starts would otherwise create its store in the working directory (the checkout).
+    monkeypatch.setenv("GATEWAY_STORE_PATH", str(tmp_path / "gateway-store.sqlite3"))
     for name in ("FAKE_VLLM_MODE", "FAKE_VLLM_MODES", "FAKE_VLLM_DELAY", "FAKE_VLLM_IGNORE_TERM"):
         monkeypatch.delenv(name, raising=False)
     return record
