@@ -170,18 +170,20 @@ def process_tree(pid: int) -> list[int]:
     return tree
 
 
+def proc_status_kb(pid: int, key: str) -> int:
+    """A `kB` field of /proc/<pid>/status (VmRSS, VmHWM); 0 once the process is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def rss_kb(pids: list[int]) -> int:
     """Sum of VmRSS (kB) over pids; vanished pids count as 0."""
-    total = 0
-    for pid in pids:
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-                    break
-        except OSError:
-            continue
-    return total
+    return sum(proc_status_kb(pid, "VmRSS") for pid in pids)
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -228,11 +230,24 @@ class RssSampler:
         self._thread.join(timeout=2)
 
 
-def machine_busy_s() -> float:
-    """CPU seconds all CPUs spent busy since boot (/proc/stat; idle and iowait excluded)."""
+def machine_cpu_s() -> dict[str, float]:
+    """CPU seconds since boot, all CPUs, from /proc/stat: processes (user+nice+system), irq+softirq, steal.
+
+    Kept apart because only the first can be compared with processes' own times: loopback traffic is largely
+    processed in softirq (ours included), and steal is the hypervisor giving our CPUs to someone else.
+    """
     fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
     user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
-    return (user + nice + system + irq + softirq + steal) / _CLK_TCK
+    return {
+        "processes": (user + nice + system) / _CLK_TCK,
+        "irq": (irq + softirq) / _CLK_TCK,
+        "steal": steal / _CLK_TCK,
+    }
+
+
+def machine_busy_s() -> float:
+    """CPU seconds all CPUs spent busy since boot (/proc/stat; idle and iowait excluded)."""
+    return sum(machine_cpu_s().values())
 
 
 def own_cpu_s() -> float:

@@ -43,8 +43,10 @@ from bench.processes import (
     cpu_seconds,
     free_port,
     log_tail,
+    machine_cpu_s,
     own_cpu_s,
     pin_prefix,
+    proc_status_kb,
     spawn,
     stop,
     wait_http_200,
@@ -372,17 +374,6 @@ class LoopLag:
             self.max_ms = max(self.max_ms, (loop.time() - before - self._interval) * 1000)
 
 
-def proc_status_kb(pid: int, key: str) -> int:
-    """A `kB` field of /proc/<pid>/status (VmRSS, VmHWM); 0 once the process is gone."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 # Kernel TCP counters that explain slow connects: a full accept queue drops the SYN or the handshake's last ACK,
 # and the client retries after 1 s. Box-wide, so other work on the machine can add to them.
 TCP_COUNTERS = ("ListenOverflows", "ListenDrops", "TCPSynRetrans", "TCPReqQFullDoCookies")
@@ -399,18 +390,6 @@ def tcp_counters() -> dict[str, int]:
             table = dict(zip(names.split()[1:], values.split()[1:], strict=False))
             return {k: int(table[k]) for k in TCP_COUNTERS if k in table}
     return {}
-
-
-def machine_cpu_s() -> dict[str, float]:
-    """CPU seconds since boot, all CPUs, from /proc/stat: processes (user+nice+system), irq+softirq, steal.
-
-    Kept apart because only the first can be compared with processes' own times: loopback traffic is largely
-    processed in softirq (ours included), and steal is the hypervisor giving our CPUs to someone else.
-    """
-    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
-    tick = os.sysconf("SC_CLK_TCK")
-    return {"processes": (user + nice + system) / tick, "irq": (irq + softirq) / tick, "steal": steal / tick}
 
 
 def nofile_limit(pid: int) -> int | None:

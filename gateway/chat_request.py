@@ -41,6 +41,11 @@ IMAGE_KINDS = "PNG, JPEG, GIF, WebP, BMP or TIFF"
 _REMOTE_SCHEMES = ("http://", "https://")
 
 
+def is_remote_url(url: str) -> bool:
+    """An http(s) URL: fetched by the gateway when allow-listed (gateway/remote_images.py), else refused."""
+    return url.startswith(_REMOTE_SCHEMES)
+
+
 @dataclass(frozen=True, slots=True)
 class RemoteImageRef:
     """An http(s) image URL in a chat request, and where it sits: `messages[message].content[part]`."""
@@ -152,7 +157,7 @@ def _check_part(part: Any, where: str, allow_remote: bool) -> str | None:
     url = image_url.get("url") if isinstance(image_url, dict) else None
     if not isinstance(url, str):
         raise InvalidRequest(f"`{where}.image_url.url` must be a string", param=f"{where}.image_url.url")
-    if allow_remote and url.startswith(_REMOTE_SCHEMES):
+    if allow_remote and is_remote_url(url):
         return url
     check_image_url(url, f"{where}.image_url.url")
     return None
@@ -160,7 +165,7 @@ def _check_part(part: Any, where: str, allow_remote: bool) -> str | None:
 
 def check_image_url(url: str, param: str) -> None:
     """Accept only an inline `data:image/...;base64,` URL whose bytes start like an image file."""
-    if url.startswith(_REMOTE_SCHEMES):
+    if is_remote_url(url):
         raise InvalidRequest(
             f"`{param}`: remote image URLs are not fetched; send the image inline as a data: URL",
             param=param,

@@ -23,16 +23,11 @@ from functools import partial
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
 
+from gateway.rate_limit import RATE_HEADER_NAMES, RETRY_AFTER
 from gateway.settings import Settings
 
 ALLOW_METHODS = ("GET", "POST", "DELETE", "OPTIONS")
-EXPOSE_HEADERS = (
-    "X-Request-Id",
-    "Retry-After",
-    "x-ratelimit-limit-requests",
-    "x-ratelimit-remaining-requests",
-    "x-ratelimit-reset-requests",
-)
+EXPOSE_HEADERS = ("X-Request-Id", RETRY_AFTER, *RATE_HEADER_NAMES)
 
 
 def cors_middleware(settings: Settings) -> Callable[[ASGIApp], ASGIApp] | None:

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
+from gateway.chat_request import is_remote_url
 from gateway.errors import BodyTooLarge, InvalidRequest
 from gateway.remote_images import RemoteImageFetcher
 from gateway.request_body import json_object, read_body
@@ -158,7 +159,7 @@ async def _from_json(
     if not isinstance(image, str) or not image:
         raise InvalidRequest("`image` is required: a data: URL or base64 of the image file", param="image")
     options = _options(payload)  # checked before anything is fetched
-    if image.startswith(("http://", "https://")):
+    if is_remote_url(image):
         data = await _fetch_image(image, remote_images, max_bytes)
     else:
         data = _decode_base64_image(image)

@@ -73,21 +73,24 @@ def format_duration(seconds: float) -> str:
     return f"{minutes}m{secs}s" if minutes else f"{secs}s"
 
 
+# OpenAI's request-limit headers (limit, remaining, reset), and Retry-After on a 429: what a client acts on,
+# so CORS exposes them to browser scripts (gateway/cors.py).
+RATE_HEADER_NAMES = ("x-ratelimit-limit-requests", "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests")
+RETRY_AFTER = "Retry-After"
+
+
 def rate_headers(limit: int, remaining: int, reset_s: float) -> list[tuple[bytes, bytes]]:
     """OpenAI's request-limit headers; none when the key has no requests-per-minute limit."""
     if limit <= 0:
         return []
-    return [
-        (b"x-ratelimit-limit-requests", str(limit).encode()),
-        (b"x-ratelimit-remaining-requests", str(max(0, remaining)).encode()),
-        (b"x-ratelimit-reset-requests", format_duration(reset_s).encode()),
-    ]
+    values = (str(limit), str(max(0, remaining)), format_duration(reset_s))
+    return [(name.encode(), value.encode()) for name, value in zip(RATE_HEADER_NAMES, values, strict=True)]
 
 
 def refusal(policy: KeyPolicy, limit: str, count: int, wait_s: float) -> RateLimited:
     """The 429 for `policy` over its `limit` ("requests" or "concurrency"), with Retry-After."""
     retry_after = max(1, math.ceil(wait_s))
-    headers = {"Retry-After": str(retry_after)}
+    headers = {RETRY_AFTER: str(retry_after)}
     headers.update(
         (name.decode(), value.decode())
         for name, value in rate_headers(policy.requests_per_minute, policy.requests_per_minute - count, wait_s)
