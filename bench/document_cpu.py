@@ -15,10 +15,10 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
-from gateway.images import prepare_image
-from gateway.layout_output import parse_layout_output
-from gateway.markdown import layout_markdown
-from gateway.registry import ImagePolicy
+from gateway.documents.images.prepare import prepare_image
+from gateway.documents.output.layout import parse_layout_output
+from gateway.documents.output.markdown import layout_markdown
+from gateway.models.registry import ImagePolicy
 from launchers.vllm_standin.dots_answers import dots_ocr_answer
 
 T = TypeVar("T")

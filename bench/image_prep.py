@@ -2,12 +2,12 @@
 
 The page is generated (no fixture): 1700x2250, white, ~60 lines of black text drawn with ImageDraw and a few
 grey boxes, saved as a quality-90 JPEG, the size and kind of dots.ocr's demo_image1.jpg. It goes through the
-same steps as `gateway.images.prepare_image` with the dots.ocr policy (model input 1708x2240):
+same steps as `gateway.documents.images.prepare.prepare_image` with the dots.ocr policy (model input 1708x2240):
 
     decode        sniff + header + size check + pixel decode (`.load()`)
     exif/convert  EXIF orientation + mode -> RGB
-    resize        to the smart_resize size, with gateway.images.RESAMPLE
-    encode        gateway.images.encode_png
+    resize        to the smart_resize size, with gateway.documents.images.prepare.RESAMPLE
+    encode        gateway.documents.images.prepare.encode_png
 
 and the whole `prepare_image` once more end to end. `--tables` adds the measurements the encoder and filter
 choices rest on: every Pillow compress_level, `optimize`, `encode_png` levels, and the resize filters.
@@ -27,9 +27,16 @@ from typing import TypeVar
 
 from PIL import Image, ImageDraw, ImageFont
 
-from gateway.image_decode import _apply_exif_orientation, _check_size, _load_pixels, _open_header, _sniff, to_rgb
-from gateway.images import RESAMPLE, encode_png, prepare_image, smart_resize
-from gateway.registry import ImagePolicy
+from gateway.documents.images.decode import (
+    _apply_exif_orientation,
+    _check_size,
+    _load_pixels,
+    _open_header,
+    _sniff,
+    to_rgb,
+)
+from gateway.documents.images.prepare import RESAMPLE, encode_png, prepare_image, smart_resize
+from gateway.models.registry import ImagePolicy
 
 DOTS_OCR = ImagePolicy(min_pixels=3136, max_pixels=11_289_600, factor=28)
 MAX_PIXELS = 50_000_000

@@ -11,8 +11,8 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from gateway.app import create_app
-from gateway.log_format import logging_config
-from gateway.registry import ConfigError
+from gateway.models.registry import ConfigError
+from gateway.observability.log_format import logging_config
 from gateway.settings import Settings
 
 

@@ -13,29 +13,30 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway import __version__
-from gateway.auth import AuthMiddleware, load_key_ring, make_limiter
-from gateway.cors import cors_middleware
-from gateway.deps import GatewayState
-from gateway.error_handlers import ErrorBoundary, install_error_handlers
-from gateway.health import HealthProber
-from gateway.jobs import JobRunner
-from gateway.metrics import GatewayMetrics
-from gateway.middleware import MetricsMiddleware
-from gateway.openapi import install_openapi
-from gateway.page_slots import PageSlots
-from gateway.page_source import make_render_pool
-from gateway.registry import load_registry
-from gateway.remote_images import RemoteImageFetcher
-from gateway.replica_load import LoadScraper
-from gateway.replica_metrics import ReplicaCollector
-from gateway.request_deadline import DEADLINE_DOCUMENT_PATHS, RequestDeadline
-from gateway.request_id import RequestIdMiddleware
+from gateway.documents.page_slots import PageSlots
+from gateway.documents.pipeline import DocumentPipeline
+from gateway.documents.sources.pages import make_render_pool
+from gateway.http.bare_route import BareASGIRoute
+from gateway.http.error_handlers import ErrorBoundary, install_error_handlers
+from gateway.http.request_deadline import DEADLINE_DOCUMENT_PATHS, RequestDeadline
+from gateway.jobs.runner import JobRunner
+from gateway.jobs.store import open_store
+from gateway.models.registry import load_registry
+from gateway.observability.metrics import GatewayMetrics
+from gateway.observability.metrics_middleware import MetricsMiddleware
+from gateway.observability.request_id import RequestIdMiddleware
 from gateway.routes import chat, documents, health, jobs, metrics, models
-from gateway.routes.bare import BareASGIRoute
-from gateway.served_models import build_served_models
+from gateway.routes.dependencies import GatewayState
+from gateway.routes.openapi import install_openapi
+from gateway.security.auth import AuthMiddleware, load_key_ring, make_limiter
+from gateway.security.cors import cors_middleware
+from gateway.security.remote_images import RemoteImageFetcher
 from gateway.settings import Settings
-from gateway.store import open_store
-from gateway.upstream import UpstreamClient
+from gateway.upstream.client import UpstreamClient
+from gateway.upstream.health_probe import HealthProber
+from gateway.upstream.replica_load import LoadScraper
+from gateway.upstream.replica_metrics import ReplicaCollector
+from gateway.upstream.served_models import build_served_models
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ class GatewayApp(FastAPI):
     middleware and routing, which cost a large share of each proxied request (docs/architecture.md)."""
 
     hot_path: ASGIApp | None = None
-    cors: Callable[[ASGIApp], ASGIApp] | None = None  # None: no CORS, nothing on the path (gateway/cors.py)
+    cors: Callable[[ASGIApp], ASGIApp] | None = None  # None: no CORS, nothing on the path (gateway/security/cors.py)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._entry(scope, receive, send)
@@ -79,11 +80,23 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
     gateway_metrics = GatewayMetrics()
     gateway_metrics.registry.register(ReplicaCollector(served))
     store = open_store(settings.store_path, cache_max_bytes=settings.cache_max_bytes)  # ConfigError if unusable
+    upstream = UpstreamClient(settings, gateway_metrics)
+    render_pool = make_render_pool()
+    page_slots = PageSlots(settings.page_concurrency)
+    document_pipeline = DocumentPipeline(
+        settings=settings,
+        models=served,
+        upstream=upstream,
+        metrics=gateway_metrics,
+        render_pool=render_pool,
+        page_slots=page_slots,
+        cache_store=store,
+    )
     state = GatewayState(
         settings=settings,
         registry=registry,
         models=served,
-        upstream=UpstreamClient(settings, gateway_metrics),
+        upstream=upstream,
         remote_images=RemoteImageFetcher(settings, gateway_metrics),
         metrics=gateway_metrics,
         prober=HealthProber(
@@ -94,10 +107,11 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
         ),
         load_scraper=LoadScraper(served, interval_s=settings.load_interval_s, timeout_s=settings.health_timeout_s),
         started_at=int(time.time()),
-        render_pool=make_render_pool(),
-        page_slots=PageSlots(settings.page_concurrency),
+        render_pool=render_pool,
+        page_slots=page_slots,
         store=store,
-        jobs=JobRunner(store, settings),
+        documents=document_pipeline,
+        jobs=JobRunner(store, document_pipeline),
     )
     keys = load_key_ring(settings)  # ConfigError naming the keys file and field
     limiter = make_limiter(settings) if keys is not None else None
@@ -110,7 +124,7 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
         await state.remote_images.start()
         state.prober.start()
         state.load_scraper.start()
-        await state.jobs.start(state)  # expires old jobs, resumes those a previous run left unfinished
+        await state.jobs.start()  # expires old jobs, resumes those a previous run left unfinished
         # Everything built so far (FastAPI, pydantic, the registry) lives for the whole process: moving it out
         # of the collector's reach keeps full collections short, which showed as tens of ms at p99 under load.
         gc.collect()
@@ -155,7 +169,7 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
         app.add_middleware(ErrorBoundary)
         chat_app = AuthMiddleware(chat_endpoint, keys, limiter, gateway_metrics, guard_metrics=guard_metrics)
     # The request deadline on chat and documents, and an OpenAI-shaped end for any request the server cuts
-    # short at shutdown; inside the metrics, which count the 504/503 it answers (gateway/request_deadline.py).
+    # short at shutdown; inside the metrics, which count the 504/503 it answers (gateway/http/request_deadline.py).
     limit_s = settings.request_timeout_s
     app.add_middleware(RequestDeadline, limit_s=limit_s, paths=DEADLINE_DOCUMENT_PATHS, metrics=gateway_metrics)
     app.add_middleware(MetricsMiddleware, metrics=gateway_metrics)

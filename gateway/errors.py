@@ -6,7 +6,7 @@
     │   └── (beside their inputs: ImageRejected/ImageTooLarge in image_decode.py, DocumentRejected/TooManyPages
     │       in page_source.py, BatchTooLarge 413 and UnsupportedMediaType 415 in document_request.py,
     │       RemoteImageRefused 400 in remote_images.py)
-    ├── Unauthorized              401 authentication_error    code invalid_api_key (gateway/auth.py)
+    ├── Unauthorized              401 authentication_error    code invalid_api_key (gateway/security/auth.py)
     ├── RateLimited               429 rate_limit_error        with Retry-After and x-ratelimit-* headers
     ├── ModelNotFound             404 invalid_request_error   code model_not_found
     ├── JobNotFound               404 not_found_error         code job_not_found, param id
@@ -19,7 +19,7 @@
     ├── UpstreamProtocolError     502 bad_gateway             (the upstream answered something that is not
     │                                                          vLLM's API, e.g. garbage instead of JSON)
     ├── RequestTimeout            504 timeout                 code request_timeout (the request's own deadline,
-    │                                                          gateway/request_deadline.py)
+    │                                                          gateway/http/request_deadline.py)
     └── ShuttingDown              503 service_unavailable     code shutting_down (still running when the
                                                                shutdown grace period ended)
 

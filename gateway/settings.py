@@ -27,7 +27,7 @@ class Settings(BaseSettings):
     host: str = "0.0.0.0"
     port: int = Field(8000, ge=0, le=65535)
     log_level: str = "info"
-    # json: one JSON object per line with the request id (gateway/log_format.py); text: for a terminal.
+    # json: one JSON object per line with the request id (gateway/observability/log_format.py); text: for a terminal.
     log_format: Literal["json", "text"] = "json"
 
     model_configs_dir: Path = PROJECT_ROOT / "model_configs"
@@ -67,7 +67,7 @@ class Settings(BaseSettings):
     max_document_pages: int = Field(2000, ge=1)
     page_concurrency: int = Field(8, ge=1)
     max_batch_files: int = Field(20, ge=1)
-    # Remote images (gateway/remote_images.py): http(s) image URLs are fetched by the gateway itself, and only
+    # Remote images (gateway/security/remote_images.py): http(s) image URLs are fetched by the gateway itself, and only
     # from these hosts (`images.example.com`, or `*.example.com` for its subdomains); empty: refused, send
     # data: URLs. Every address a host resolves to must be public; no setting loosens that.
     remote_image_domains: Annotated[list[str], NoDecode] = Field(default_factory=list)  # comma-separated
@@ -83,7 +83,7 @@ class Settings(BaseSettings):
     # upstream requests) and shut down.
     shutdown_grace_s: int = Field(30, ge=0)  # whole seconds, as uvicorn takes it
     # The whole wall clock of one chat, OCR or layout request (not jobs, health, metrics or models); a client
-    # may ask for less with `X-Request-Timeout: <seconds>` (gateway/request_deadline.py).
+    # may ask for less with `X-Request-Timeout: <seconds>` (gateway/http/request_deadline.py).
     request_timeout_s: float = Field(600.0, gt=0)
 
     health_interval_s: float = Field(5.0, gt=0)
@@ -102,9 +102,9 @@ class Settings(BaseSettings):
     job_concurrency: int = Field(2, ge=1)
     cache_max_bytes: int = Field(256 * 1024 * 1024, ge=0)
 
-    # API keys (gateway/auth.py): comma-separated keys, and/or a YAML file of {name, key, requests_per_minute?,
+    # API keys (gateway/security/auth.py): comma-separated keys, and/or a YAML file of {name, key, requests_per_minute?,
     # max_concurrency?}. None configured: the gateway is open. Limits per key, 0 = unlimited; shared by
-    # replicas through Redis when `redis_url` is set (gateway/rate_limit.py).
+    # replicas through Redis when `redis_url` is set (gateway/security/rate_limit.py).
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     keys_file: Path | None = None
     metrics_require_key: bool = False
@@ -114,7 +114,7 @@ class Settings(BaseSettings):
     redis_slot_ttl_s: float = Field(60.0, gt=0)
     redis_fail_open: bool = False
 
-    # Browsers on other sites (gateway/cors.py): comma-separated origins such as `https://app.example.com`, or
+    # Browsers on other sites (gateway/security/cors.py): comma-separated origins such as `https://app.example.com`, or
     # `*`; empty: no CORS at all. Credentials (cookies, TLS client certificates) only with listed origins.
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     cors_allow_credentials: bool = False

@@ -13,7 +13,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from launchers.memory_plan import LauncherError
+from gateway.models.memory_plan import PlanError
+from launchers.errors import LauncherError
 from launchers.run_state import DEFAULT_LOG_DIR
 
 
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         from launchers.catalog import run_catalog
 
         return run_catalog(args)
-    except LauncherError as exc:
+    except (LauncherError, PlanError) as exc:
         print(f"launchers: {exc}", file=sys.stderr)
         return 2
 

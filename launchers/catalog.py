@@ -1,69 +1,11 @@
-"""`python -m launchers catalog`: every model config, what it costs, where it fits alone, what it is for.
-
-"Fits" is the planner's verdict for the model alone on a 12 GB or 16 GB card, with the default headroom. The
-config's own settings are used when they fit, else the planner's cheapest fix. The settings used are in the row.
-"""
+"""`python -m launchers catalog`: the catalogue (gateway/models/catalog.py) printed as a table."""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping
 from typing import Any
 
-from gateway.registry import ConfigError, ModelConfig, load_registry
-from gateway.settings import PROJECT_ROOT
-from launchers import memory_model as mm
-from launchers.memory_plan import LauncherError
-from launchers.planner import find_fixes, plan_models
-
-CARDS = (12, 16)
-
-
-def _fit_alone(config: ModelConfig, gpu_mem_gib: float) -> dict[str, Any]:
-    """Whether the model fits alone, and with which settings (None when vLLM cannot serve it)."""
-    if not config.vllm_supported:
-        return {"fits": False, "max_model_len": None, "max_num_seqs": None, "gpu_memory_utilization": None}
-    plan = plan_models([config], gpu_mem_gib)
-    if not plan.fits:
-        headroom = mm.default_headroom_gib(gpu_mem_gib)
-        fixes = find_fixes([config], {config.name: mm.config_settings(config)}, gpu_mem_gib, headroom)
-        if fixes:
-            plan = plan_models([config], gpu_mem_gib, overrides=fixes[0].overrides)
-    model = plan.models[0]
-    return {
-        "fits": plan.fits,
-        "max_model_len": model.max_model_len,
-        "max_num_seqs": model.max_num_seqs,
-        "gpu_memory_utilization": model.gpu_memory_utilization,
-    }
-
-
-def catalog_rows(registry: Mapping[str, ModelConfig] | None = None) -> list[dict[str, Any]]:
-    """One JSON-ready row per model config (the project's by default), including those vLLM cannot serve."""
-    if registry is None:
-        try:
-            registry = load_registry(PROJECT_ROOT / "model_configs", PROJECT_ROOT / "prompts")
-        except ConfigError as exc:
-            raise LauncherError(str(exc)) from exc
-    rows = []
-    for config in registry.values():
-        row: dict[str, Any] = {
-            "name": config.name,
-            "hf_repo": config.hf_repo,
-            "parameters_b": config.architecture.parameters_b,
-            "weights_gib": round(mm.weights_gib(config), 2),
-            "kv_kib_per_token": mm.kv_bytes_per_token(config, "auto") / 1024,
-            "tasks": list(config.tasks),
-            "vllm_supported": config.vllm_supported,
-            "unsupported_reason": " ".join(config.unsupported_reason.split()) if config.unsupported_reason else None,
-        }
-        for card in CARDS:
-            fit = _fit_alone(config, card)
-            row[f"fits_{card}gb"] = fit.pop("fits")
-            row[f"settings_{card}gb"] = fit
-        row["description"] = config.description
-        rows.append(row)
-    return rows
+from gateway.models.catalog import catalog_rows
 
 
 def _where(row: dict[str, Any], card: int) -> str:

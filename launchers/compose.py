@@ -19,9 +19,10 @@ from typing import Any, Protocol
 
 import yaml
 
-from gateway.registry import ModelConfig
+from gateway.models.memory_plan import ModelPlan, Plan
+from gateway.models.registry import ModelConfig
 from gateway.settings import PROJECT_ROOT
-from launchers.memory_plan import LauncherError, ModelPlan, Plan
+from launchers.errors import LauncherError
 from launchers.serve_args import lowered_pixel_caps
 
 PROMETHEUS_IMAGE = "prom/prometheus:v3.5.0"  # the 3.5 long-term-support line

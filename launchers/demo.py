@@ -21,7 +21,7 @@ from types import FrameType
 
 import httpx
 
-from gateway.registry import load_registry
+from gateway.models.registry import load_registry
 from gateway.settings import PROJECT_ROOT
 
 _READY_TIMEOUT_S = 20.0

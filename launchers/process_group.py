@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from launchers.memory_plan import LauncherError
+from launchers.errors import LauncherError
 
 _PROC = Path("/proc")
 

@@ -12,9 +12,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from gateway.registry import ConfigError, read_yaml_model
-from launchers.memory_plan import LauncherError
-from launchers.planner import PlanOverrides
+from gateway.models.fitting import PlanOverrides
+from gateway.models.registry import ConfigError, read_yaml_model
+from launchers.errors import LauncherError
 
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
 

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from launchers.memory_plan import LauncherError
+from launchers.errors import LauncherError
 
 STATE_FILE = "launchers-state.json"
 DEFAULT_LOG_DIR = "logs"

@@ -12,8 +12,9 @@ from collections.abc import Mapping
 
 from pydantic import JsonValue
 
-from gateway.registry import ModelConfig
-from launchers.memory_plan import LauncherError, ModelPlan, Plan
+from gateway.models.memory_plan import ModelPlan, Plan
+from gateway.models.registry import ModelConfig
+from launchers.errors import LauncherError
 
 VLLM_VERSION = "0.30.0"  # pinned; pyproject's `serve` extra says vllm==0.30.0
 VLLM_IMAGE = f"vllm/vllm-openai:v{VLLM_VERSION}"

@@ -23,9 +23,10 @@ from pathlib import Path
 
 import httpx
 
-from gateway.registry import ModelConfig
+from gateway.models.memory_plan import Plan
+from gateway.models.registry import ModelConfig
 from launchers import run_state
-from launchers.memory_plan import LauncherError, Plan
+from launchers.errors import LauncherError
 from launchers.process_group import Group, is_running, proc_start, spawn, stop_groups
 from launchers.run_state import Kind, ProcessRecord, RunState, read_state, remove_state, state_path
 from launchers.serve_args import lowered_pixel_caps, vllm_command

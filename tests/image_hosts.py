@@ -13,7 +13,7 @@ import socket
 
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from gateway.public_addresses import IPAddress, is_forbidden_address
+from gateway.security.public_addresses import IPAddress, is_forbidden_address
 
 # Test names and the addresses FakeDNS gives them.
 NAMES = {

@@ -12,7 +12,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from gateway.app import create_app
-from gateway.deps import GatewayState
+from gateway.routes.dependencies import GatewayState
 from gateway.settings import Settings
 
 _TIMEOUT_S = 10.0

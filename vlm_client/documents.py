@@ -20,7 +20,7 @@ from typing import Any
 
 # Suffix of each output format; `--format` names them.
 SUFFIX = {"md": ".md", "json": ".json", "csv": ".csv"}
-# The gateway's ranking (gateway/document_response.py); an unknown status ranks as the worst.
+# The gateway's ranking (gateway/documents/response.py); an unknown status ranks as the worst.
 _STATUS_RANK = {"ok": 0, "repaired": 1, "degraded": 2, "failed": 3}
 _PAGE_BREAK = "\n\n"  # what the gateway puts between pages' Markdown
 _CSV_HEADER = ["page", "index", "category", "x1", "y1", "x2", "y2", "text"]  # as the gateway's format=csv

@@ -3,10 +3,10 @@
 This is the hot path, so it is a bare ASGI app rather than a FastAPI path operation: FastAPI's request
 object and dependency solving cost more per request than the gateway's whole latency budget (see
 docs/architecture.md). Errors are still raised as GatewayError and rendered by the app's one set of
-handlers; `gateway/openapi.py` documents the route.
+handlers; `gateway/routes/openapi.py` documents the route.
 
 With a remote-image allow-list (GATEWAY_REMOTE_IMAGE_DOMAINS), http(s) image URLs are fetched here, all at
-once, and the body is rebuilt with them as data: URLs before it goes upstream (gateway/remote_images.py says
+once, and the body is rebuilt with them as data: URLs before it goes upstream (gateway/security/remote_images.py says
 why vLLM never sees the URL). A request without remote URLs is forwarded byte for byte as before.
 """
 
@@ -17,15 +17,15 @@ import time
 
 from starlette.types import Receive, Scope, Send
 
-from gateway.chat_request import RemoteImageRef, inline_image_urls, inspect_chat_request
-from gateway.deps import GatewayState
-from gateway.disconnect import run_unless_disconnected
+from gateway.chat.request import RemoteImageRef, inline_image_urls, inspect_chat_request
+from gateway.chat.sse_relay import SSERelayResponse
 from gateway.errors import BodyTooLarge, InvalidRequest, ModelNotFound, UpstreamProtocolError
-from gateway.metrics import GatewayMetrics
-from gateway.request_body import read_body
-from gateway.served_models import ServedModel
-from gateway.sse_relay import SSERelayResponse
-from gateway.upstream import UpstreamClient
+from gateway.http.disconnect import run_unless_disconnected
+from gateway.http.request_body import read_body
+from gateway.observability.metrics import GatewayMetrics
+from gateway.routes.dependencies import GatewayState
+from gateway.upstream.client import UpstreamClient
+from gateway.upstream.served_models import ServedModel
 
 PATH = "/v1/chat/completions"
 _UPSTREAM_PATH = "/chat/completions"

@@ -9,13 +9,13 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from gateway.deps import GatewayState, StateDep
-from gateway.document_pipeline import check_options, json_answer, resolve_model, run_document
-from gateway.document_request import read_document_request
-from gateway.document_response import document_csv
-from gateway.overlay import draw_layout
-from gateway.page_pipeline import DocumentTask
-from gateway.schemas import ERROR_RESPONSES
+from gateway.documents.output.overlay import draw_layout
+from gateway.documents.page import DocumentTask
+from gateway.documents.pipeline import check_options, json_answer, resolve_model, run_document
+from gateway.documents.request import read_document_request
+from gateway.documents.response import document_csv
+from gateway.routes.dependencies import GatewayState, StateDep
+from gateway.routes.error_responses import ERROR_RESPONSES
 
 router = APIRouter(tags=["Documents"])
 
@@ -87,14 +87,14 @@ async def _run(request: Request, state: GatewayState, task: DocumentTask) -> Res
         remote_images=state.remote_images,
     )
     options = check_options(document.options, task, files=len(document.files))
-    model = resolve_model(state, options, task)
+    model = resolve_model(state.documents, options, task)
     request.state.model = model.name
     if options.format == "json":
-        answer = await json_answer(state, model, task, document.files, options)
+        answer = await json_answer(state.documents, model, task, document.files, options)
         return Response(orjson.dumps(answer), media_type="application/json")
     [file] = document.files
     pages = await run_document(
-        state,
+        state.documents,
         model,
         task,
         file,

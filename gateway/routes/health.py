@@ -2,13 +2,35 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
-from gateway.deps import StateDep
-from gateway.schemas import Liveness, ModelReadiness, Readiness, UpstreamReadiness
+from gateway.routes.dependencies import StateDep
 
 router = APIRouter(tags=["Operations"])
+
+
+class UpstreamReadiness(BaseModel):
+    upstream: int = Field(description="index of the upstream in the model's list")
+    healthy: bool | None = Field(description="null until the first probe")
+    error: str | None = None
+
+
+class ModelReadiness(BaseModel):
+    status: Literal["ready", "unavailable"]
+    upstreams: list[UpstreamReadiness]
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "not_ready"]
+    models: dict[str, ModelReadiness]
+
+
+class Liveness(BaseModel):
+    status: Literal["ok"] = "ok"
 
 
 @router.get("/health", response_model=Liveness)

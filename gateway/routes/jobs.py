@@ -14,14 +14,14 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from gateway.deps import StateDep
-from gateway.document_pipeline import check_options
-from gateway.document_request import read_document_request
+from gateway.documents.page import DocumentTask
+from gateway.documents.pipeline import check_options
+from gateway.documents.request import read_document_request
 from gateway.errors import InvalidRequest
-from gateway.page_pipeline import DocumentTask
+from gateway.jobs.store import JobRecord
+from gateway.routes.dependencies import StateDep
 from gateway.routes.documents import _openapi
-from gateway.schemas import ERROR_RESPONSES
-from gateway.store import JobRecord
+from gateway.routes.error_responses import ERROR_RESPONSES
 
 router = APIRouter(tags=["Jobs"])
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from starlette.responses import Response
 
-from gateway.deps import StateDep
+from gateway.routes.dependencies import StateDep
 
 router = APIRouter(tags=["Operations"])
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from gateway.deps import GatewayState, StateDep
 from gateway.errors import ModelNotFound
-from gateway.schemas import ERROR_RESPONSES, ModelCard, ModelList
-from gateway.served_models import ServedModel
+from gateway.models.catalog import catalog_rows
+from gateway.models.protocol import ModelCard, ModelList
+from gateway.routes.dependencies import GatewayState, StateDep
+from gateway.routes.error_responses import ERROR_RESPONSES
+from gateway.upstream.served_models import ServedModel
 
 router = APIRouter(tags=["OpenAI"])
 
@@ -33,9 +35,6 @@ async def list_models(state: StateDep, verbose: bool = False) -> ModelList:
     cards = [_card(model, state) for model in state.models.values()]
     if not verbose:
         return ModelList(data=cards)
-    # The launchers' planner computes the catalogue: plain arithmetic on the configs, no vLLM import.
-    from launchers.catalog import catalog_rows
-
     return ModelList(data=cards, catalog=catalog_rows(state.registry))
 
 

@@ -16,7 +16,7 @@ import openai
 import pytest
 
 from gateway.errors import RateLimited
-from gateway.rate_limit import KeyPolicy, RedisLimiter
+from gateway.security.rate_limit import KeyPolicy, RedisLimiter
 from launchers.vllm_standin import StandinServer
 from tests.conftest import CHAT_MODEL
 from tests.images import image_bytes

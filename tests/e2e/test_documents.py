@@ -14,8 +14,8 @@ import orjson
 import pytest
 from PIL import Image
 
-from gateway.images import smart_resize
-from gateway.registry import ImagePolicy
+from gateway.documents.images.prepare import smart_resize
+from gateway.models.registry import ImagePolicy
 from gateway.settings import PROJECT_ROOT
 from launchers.vllm_standin import StandinServer
 from launchers.vllm_standin.dots_answers import dots_ocr_answer

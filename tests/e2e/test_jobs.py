@@ -17,9 +17,9 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.jobs import INPUT_LOST
+from gateway.jobs.runner import INPUT_LOST
+from gateway.jobs.store import open_store
 from gateway.settings import PROJECT_ROOT
-from gateway.store import open_store
 from launchers.vllm_standin import StandinServer
 from launchers.vllm_standin.dots_answers import dots_ocr_answer
 from tests.conftest import OCR_MODEL

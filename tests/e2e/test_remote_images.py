@@ -21,7 +21,7 @@ import httpx
 import orjson
 import pytest
 
-from gateway.remote_images import RemoteImageFetcher
+from gateway.security.remote_images import RemoteImageFetcher
 from launchers.vllm_standin import StandinServer
 from tests.conftest import CHAT_MODEL, gateway_settings
 from tests.image_hosts import FakeDNS, loopback_image_server_only

@@ -13,7 +13,7 @@ import httpx
 import orjson
 import pytest
 
-from gateway.log_format import JsonFormatter
+from gateway.observability.log_format import JsonFormatter
 from launchers.vllm_standin import StandinServer
 from launchers.vllm_standin.dots_answers import dots_ocr_answer
 from tests.conftest import CHAT_MODEL, OCR_MODEL
@@ -117,14 +117,14 @@ def test_an_upstream_failure_is_a_5xx_with_the_id_and_logged_under_it(
     assert response.headers["x-request-id"] == "down-1"
     lines = [orjson.loads(line) for line in gateway_log.getvalue().splitlines()]
     logged = [line for line in lines if line.get("request_id") == "down-1"]
-    # The circuit breaker's ejection (gateway.upstream) is logged under the request that caused it, too.
-    answered = [line for line in logged if line["logger"] == "gateway.error_handlers"]
+    # The circuit breaker's ejection (gateway.upstream.client) is logged under the request that caused it, too.
+    answered = [line for line in logged if line["logger"] == "gateway.http.error_handlers"]
     assert len(answered) == 1, lines
     assert answered[0]["level"] == "WARNING"
     assert "503" in answered[0]["message"]
     assert set(answered[0]) == {"ts", "level", "logger", "message", "request_id"}
     # The health prober logs outside any request: no id.
-    assert all("request_id" not in line for line in lines if line["logger"] == "gateway.health")
+    assert all("request_id" not in line for line in lines if line["logger"] == "gateway.upstream.health_probe")
 
 
 def test_document_page_requests_carry_the_id(

@@ -1,9 +1,9 @@
 import pytest
 from pydantic import ValidationError
 
-from gateway.registry import ConfigError, load_registry
-from gateway.served_models import build_served_models
+from gateway.models.registry import ConfigError, load_registry
 from gateway.settings import PROJECT_ROOT, Settings
+from gateway.upstream.served_models import build_served_models
 
 REGISTRY = load_registry(PROJECT_ROOT / "model_configs", PROJECT_ROOT / "prompts")
 

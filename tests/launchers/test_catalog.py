@@ -6,8 +6,8 @@ import json
 import subprocess
 import sys
 
+from gateway.models.catalog import catalog_rows
 from gateway.settings import PROJECT_ROOT
-from launchers.catalog import catalog_rows
 
 ALL = {"dots-ocr", "got-ocr2", "moondream2", "phi-3.5-vision", "qwen2-vl-2b", "qwen3-vl-2b"}
 

@@ -15,14 +15,14 @@ from typing import Any
 import pytest
 import yaml
 
-from gateway.metrics import GatewayMetrics
-from gateway.registry import ModelConfig, load_registry
-from gateway.replica_metrics import ReplicaCollector
-from gateway.served_models import build_served_models
+from gateway.models.memory_plan import ModelPlan, Plan
+from gateway.models.registry import ModelConfig, load_registry
+from gateway.observability.metrics import GatewayMetrics
 from gateway.settings import PROJECT_ROOT, Settings
+from gateway.upstream.replica_metrics import ReplicaCollector
+from gateway.upstream.served_models import build_served_models
 from launchers.__main__ import main
 from launchers.compose import GRAFANA_DIR, render, service_name
-from launchers.memory_plan import ModelPlan, Plan
 
 COMPOSE_DIR = PROJECT_ROOT / "compose"
 PROFILES = ("12gb", "16gb")

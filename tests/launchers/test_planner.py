@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from gateway.registry import ModelConfig, load_registry
+from gateway.models import memory_model as mm
+from gateway.models.fitting import plan_models
+from gateway.models.registry import ModelConfig, load_registry
 from gateway.settings import PROJECT_ROOT
-from launchers import memory_model as mm
-from launchers.memory_plan import GIB, LauncherError
-from launchers.planner import PlanOverrides, find_fixes, plan_models, resolve_plan
+from launchers.errors import LauncherError
+from launchers.planner import resolve_plan
 from launchers.profiles import load_profile, profile_names
 
 REGISTRY = load_registry(PROJECT_ROOT / "model_configs", PROJECT_ROOT / "prompts")
@@ -22,62 +23,6 @@ REGISTRY = load_registry(PROJECT_ROOT / "model_configs", PROJECT_ROOT / "prompts
 
 def configs(*names: str) -> list[ModelConfig]:
     return [REGISTRY[name] for name in names]
-
-
-# Per model, at its config's settings on a 16 GiB card (activation: max(image tokens, 2048) x 128 KiB;
-# overhead: 0.5 context + 0.2 slack + 0.1 + 0.02 x max_num_seqs graphs;
-# KV tokens: max_model_len + (max_num_seqs - 1) x max_model_len / 8;
-# utilization: (total - 0.5) / 16 rounded up to 0.01).
-HAND_COMPUTED = {
-    # KV/token 2x28x2x128x2 = 28,672 B. Weights 3.0e9x2x1.02 = 6.12e9 B = 5.6997 GiB.
-    # 11,289,600 px / 28² = 14,400 image tokens x 131,072 B = 1.7578 GiB. Overhead 0.5+0.2+0.1+0.16 = 0.96.
-    # KV 32,768 + 7x4,096 = 61,440 tokens x 28,672 B = 1.6406 GiB. Total 10.0581 → (9.5581/16 = 0.597) 0.60.
-    "dots-ocr": (28_672, 5.6997, 1.7578, 0.96, 1.6406, 10.0581, 0.60),
-    # KV/token 2x28x8x128x2 = 114,688 B. Weights 2.1e9x2x1.02 = 4.284e9 B = 3.9898 GiB.
-    # 4,194,304 / 32² = 4,096 tokens → 0.5 GiB. KV 16,384 + 7x2,048 = 30,720 x 114,688 B = 3.2813 GiB.
-    # Total 8.7311 → (8.2311/16 = 0.514) 0.52.
-    "qwen3-vl-2b": (114_688, 3.9898, 0.5, 0.96, 3.2813, 8.7311, 0.52),
-    # KV/token 28,672 B. Weights 2.21e9x2x1.02 = 4.5084e9 B = 4.1988 GiB. 1,003,520 / 28² = 1,280 tokens,
-    # below the 2,048-token budget → 2,048 x 128 KiB = 0.25 GiB. KV 8,192 + 7x1,024 = 15,360 x 28,672 B =
-    # 0.4102 GiB. Total 5.8189 → (5.3189/16 = 0.332) 0.34.
-    "qwen2-vl-2b": (28_672, 4.1988, 0.25, 0.96, 0.4102, 5.8189, 0.34),
-    # KV/token 2x32x32x96x2 = 393,216 B (384 KiB). Weights 4.15e9x2x1.02 = 8.466e9 B = 7.8846 GiB.
-    # 1,806,336 / 28² = 2,304 tokens → 0.2813 GiB. Overhead 0.5+0.2+0.1+0.08 = 0.88.
-    # KV 4,096 + 3x512 = 5,632 x 393,216 B = 2.0625 GiB. Total 11.1083 → (10.6083/16 = 0.663) 0.67.
-    "phi-3.5-vision": (393_216, 7.8846, 0.2813, 0.88, 2.0625, 11.1083, 0.67),
-}
-
-
-@pytest.mark.parametrize("name", sorted(HAND_COMPUTED))
-def test_figures_match_hand_computed_values(name: str) -> None:
-    kv_per_token, weights, activation, overhead, kv_cache, total, utilization = HAND_COMPUTED[name]
-    model = plan_models(configs(name), 16).models[0]
-    assert model.kv_bytes_per_token == kv_per_token
-    assert model.weights_gib == pytest.approx(weights, abs=1e-4)
-    assert model.activation_gib == pytest.approx(activation, abs=1e-4)
-    assert model.overhead_gib == pytest.approx(overhead, abs=1e-9)
-    assert model.kv_cache_gib == pytest.approx(kv_cache, abs=1e-4)
-    assert model.total_gib == pytest.approx(total, abs=1e-3)
-    assert model.gpu_memory_utilization == utilization
-
-
-def test_unservable_models_have_kv_figures_too() -> None:
-    # got-ocr2: 2x24x2x64x2 = 12,288 B; moondream2 (fp16, no GQA): 2x24x32x64x2 = 196,608 B.
-    assert mm.kv_bytes_per_token(REGISTRY["got-ocr2"], "auto") == 12_288
-    assert mm.kv_bytes_per_token(REGISTRY["moondream2"], "auto") == 196_608
-
-
-def test_fp8_eager_and_pixels_shrink_what_they_should() -> None:
-    small = PlanOverrides(kv_cache_dtype="fp8", enforce_eager=True, max_pixels=11_289_600 // 4)
-    model = plan_models(configs("dots-ocr"), 16, overrides={"dots-ocr": small}).models[0]
-    assert model.kv_bytes_per_token == 14_336  # 2x28x2x128x1
-    assert model.overhead_gib == pytest.approx(0.7)  # no CUDA graphs
-    assert model.activation_gib == pytest.approx(3_600 * 128 * 1024 / GIB)  # 2,822,400 px / 784 = 3,600 tokens
-
-
-def test_dots_page_floor_is_large() -> None:
-    # 14,400 image tokens + 512 prompt + 16,384 default answer.
-    assert mm.page_floor(REGISTRY["dots-ocr"], 11_289_600) == 31_296
 
 
 @pytest.mark.parametrize("name", ["12gb", "16gb"])
@@ -106,34 +51,6 @@ def test_committed_profiles_fit_with_headroom(name: str) -> None:
 
 def test_profile_names() -> None:
     assert profile_names() == ["12gb", "16gb"]
-
-
-def test_twelve_gb_cannot_hold_dots_and_qwen2_so_the_fix_is_a_drop() -> None:
-    plan = plan_models(configs("dots-ocr", "qwen2-vl-2b"), 12)
-    assert not plan.fits
-    assert plan.fixes[0].startswith("drop qwen2-vl-2b")
-
-
-def test_four_models_on_twelve_gb_do_not_fit_and_the_first_fix_does() -> None:
-    names = ("dots-ocr", "qwen3-vl-2b", "qwen2-vl-2b", "phi-3.5-vision")
-    plan = plan_models(configs(*names), 12)
-    assert not plan.fits
-    settings = {c.name: mm.config_settings(c) for c in configs(*names)}
-    fixes = find_fixes(configs(*names), settings, 12, plan.headroom_gib)
-    assert fixes
-    assert plan.fixes == tuple(fix.description for fix in fixes)
-    fixed = plan_models(configs(*fixes[0].models), 12, overrides=fixes[0].overrides)
-    assert fixed.fits
-
-
-def test_cheapest_fix_comes_first_and_applies() -> None:
-    # qwen3 alone on a 9 GiB card: 8.73 GiB does not fit in 8; fewer sequences (the cheapest kind) do.
-    plan = plan_models(configs("qwen3-vl-2b"), 9)
-    assert not plan.fits
-    assert plan.fixes[0].startswith("lower max_num_seqs: qwen3-vl-2b: max_num_seqs 8→")
-    config = REGISTRY["qwen3-vl-2b"]
-    fix = find_fixes([config], {config.name: mm.config_settings(config)}, 9, plan.headroom_gib)[0]
-    assert plan_models([config], 9, overrides=fix.overrides).fits
 
 
 @pytest.mark.parametrize(

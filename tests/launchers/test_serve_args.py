@@ -6,9 +6,10 @@ import json
 
 import pytest
 
-from gateway.registry import ModelConfig, load_registry
+from gateway.models.memory_plan import ModelPlan
+from gateway.models.registry import ModelConfig, load_registry
 from gateway.settings import PROJECT_ROOT
-from launchers.memory_plan import LauncherError, ModelPlan
+from launchers.errors import LauncherError
 from launchers.serve_args import VLLM_IMAGE, VLLM_VERSION, serve_args, vllm_command
 
 REGISTRY = load_registry(PROJECT_ROOT / "model_configs", PROJECT_ROOT / "prompts")
@@ -163,7 +164,7 @@ def test_refuses_unservable_models_mismatched_plans_and_repeated_flags() -> None
 
 
 def test_registry_keeps_processor_kwargs_in_one_place() -> None:
-    from gateway.registry import Serving
+    from gateway.models.registry import Serving
 
     with pytest.raises(ValueError, match="mm_processor_kwargs"):
         Serving(port=1, max_model_len=1, max_num_seqs=1, extra_args=["--mm-processor-kwargs", "{}"])

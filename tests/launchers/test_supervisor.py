@@ -20,10 +20,11 @@ import httpx
 import openai
 import pytest
 
-from gateway.registry import ModelConfig, load_registry
+from gateway.models.memory_plan import ModelPlan, Plan
+from gateway.models.registry import ModelConfig, load_registry
 from gateway.settings import PROJECT_ROOT
 from launchers.__main__ import main as launchers_main
-from launchers.memory_plan import LauncherError, ModelPlan, Plan
+from launchers.errors import LauncherError
 from launchers.process_group import is_running
 from launchers.run_state import read_state, state_path
 from launchers.supervisor import Stack, serve_stack

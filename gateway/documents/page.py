@@ -1,0 +1,221 @@
+"""One page through a document task: ask the model, validate and repair its answer, retry when it is unusable.
+
+The request has the official dots.ocr client's shape (one user message: the image as a PNG data URL, then the
+prompt behind the model's `prompt_prefix`, no system message); prompts, prefix, sampling and the retry
+temperatures all come from the model's config. A page whose answer stays invalid after the last retry is
+`degraded`, with the best cleaned text: never a 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import orjson
+
+from gateway.documents.images.prepare import PreparedImage, crop_png_data_url
+from gateway.documents.output.layout import LayoutElement, LayoutParse, parse_layout_output
+from gateway.documents.output.markdown import layout_markdown, plain_markdown
+from gateway.documents.request import Box, DocumentOptions
+from gateway.errors import InvalidRequest, UpstreamProtocolError
+from gateway.models.registry import PromptKey
+from gateway.observability.metrics import GatewayMetrics
+from gateway.observability.request_id import current_request_id
+from gateway.upstream.client import UpstreamClient
+from gateway.upstream.served_models import ServedModel
+
+DocumentTask = Literal["ocr", "layout"]
+PageStatus = Literal["ok", "repaired", "degraded", "failed"]
+_HEADERS = {"Content-Type": "application/json"}
+
+
+@dataclass(frozen=True)
+class Completion:
+    """What one chat completion returned."""
+
+    content: str
+    finish_reason: str | None
+    usage: dict[str, int]
+
+
+@dataclass
+class PageResult:
+    """A page's outcome; `elements` are in original-image pixels."""
+
+    status: PageStatus
+    attempts: int
+    finish_reason: str | None
+    elements: list[LayoutElement]
+    markdown: str
+    markdown_no_headers: str
+    usage: dict[str, int] = field(default_factory=dict)
+    repairs: dict[str, int] = field(default_factory=dict)
+    dropped: dict[str, int] = field(default_factory=dict)
+    upstream_ms: float = 0.0
+    fallback: str | None = None  # "pdf_text" when the page's embedded text replaced a degraded answer
+
+
+async def run_page(
+    client: UpstreamClient,
+    model: ServedModel,
+    task: DocumentTask,
+    image: PreparedImage,
+    options: DocumentOptions,
+    metrics: GatewayMetrics,
+) -> PageResult:
+    """Run `task` on one prepared image, retrying with the configured temperature schedule."""
+    prompt, layout_mode = _prompt(model, task, image, options)
+    sampling = model.config.sampling
+    first = sampling.temperature if options.temperature is None else options.temperature
+    max_tokens = min(
+        options.max_completion_tokens or sampling.max_completion_tokens, sampling.max_completion_tokens_cap
+    )
+    data_url = image.data_url()  # base64 of a ~1.5 MB PNG: once per page, not once per attempt
+    best: PageResult | None = None
+    usage: dict[str, int] = {}
+    upstream_ms = 0.0
+    attempts = 0
+    for temperature in [first, *sampling.retry_temperatures]:
+        attempts += 1
+        started = time.perf_counter()
+        completion = await _complete(client, model, data_url, prompt, temperature, options.top_p, max_tokens)
+        upstream_ms += (time.perf_counter() - started) * 1000
+        for key, value in completion.usage.items():
+            usage[key] = usage.get(key, 0) + value
+        result = await asyncio.to_thread(_judge, completion, image, layout_mode, options)
+        # A usable answer ends the retries; among degraded ones, keep the one with the most text.
+        if best is None or result.status != "degraded" or len(result.markdown) > len(best.markdown):
+            best = result
+        if result.status != "degraded":
+            break
+    assert best is not None
+    best.attempts, best.usage, best.upstream_ms = attempts, usage, upstream_ms
+    _count(metrics, model.name, task, best, usage)
+    return best
+
+
+def _prompt(
+    model: ServedModel, task: DocumentTask, image: PreparedImage, options: DocumentOptions
+) -> tuple[str, Literal["all", "detect"] | None]:
+    """The text part of the request, and the layout mode (None when the answer is plain Markdown)."""
+    config = model.config
+    if task == "layout":
+        key: PromptKey = "layout_all" if options.mode == "all" else "layout_detect"
+        return config.prompt_prefix + model.prompts[key], options.mode
+    if options.bbox is None:
+        return config.prompt_prefix + model.prompts["ocr"], None
+    if "grounding" not in config.tasks or config.grounding_box_format is None:
+        raise InvalidRequest(
+            f"model {model.name} cannot read a region (`bbox`): it has no grounding task", param="bbox"
+        )
+    _check_inside(options.bbox, image)
+    x1, y1, x2, y2 = image.geometry.to_model(options.bbox)
+    box = config.grounding_box_format.format(x1=x1, y1=y1, x2=x2, y2=y2)
+    return config.prompt_prefix + model.prompts["grounding"] + box, None
+
+
+def _check_inside(bbox: Box, image: PreparedImage) -> None:
+    width, height = image.geometry.original
+    if bbox[2] > width or bbox[3] > height:
+        raise InvalidRequest(f"`bbox` {list(bbox)} lies outside the {width}x{height} image", param="bbox")
+
+
+async def _complete(
+    client: UpstreamClient,
+    model: ServedModel,
+    data_url: str,
+    prompt: str,
+    temperature: float,
+    top_p: float | None,
+    max_tokens: int,
+) -> Completion:
+    body = {
+        "model": model.name,
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image_url", "image_url": {"url": data_url}},
+                    {"type": "text", "text": prompt},
+                ],
+            }
+        ],
+        "temperature": temperature,
+        "top_p": model.config.sampling.top_p if top_p is None else top_p,
+        "max_completion_tokens": max_tokens,
+    }
+    request_id = current_request_id()  # the document request's id (a job's: the request that submitted it)
+    headers = _HEADERS if request_id is None else {**_HEADERS, "X-Request-Id": request_id}
+    raw = await client.fetch(model, "/chat/completions", orjson.dumps(body), headers)
+    return _completion(model.name, raw)
+
+
+def _completion(model: str, raw: bytes) -> Completion:
+    try:
+        data: Any = orjson.loads(raw)
+        choice = data["choices"][0]
+        content = choice["message"]["content"] or ""
+        usage = {k: v for k, v in (data.get("usage") or {}).items() if isinstance(v, int)}
+        return Completion(str(content), choice.get("finish_reason"), usage)
+    except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError):
+        raise UpstreamProtocolError(f"model {model}: the answer is not a chat completion") from None
+
+
+def _judge(
+    completion: Completion, image: PreparedImage, layout_mode: Literal["all", "detect"] | None, options: DocumentOptions
+) -> PageResult:
+    """Validate and repair one answer (CPU work: runs in a worker thread)."""
+    if layout_mode is None:
+        text = plain_markdown(completion.content)
+        status: PageStatus = "ok" if text == completion.content.strip() else "repaired"
+        if not text:
+            status = "degraded"
+        if completion.finish_reason == "length" and status == "ok":
+            status = "repaired"
+        return PageResult(status, 0, completion.finish_reason, [], text, text)
+    width, height = image.geometry.model
+    parsed = parse_layout_output(completion.content, width=width, height=height, with_text=layout_mode == "all")
+    return _layout_page(parsed, completion, image, options)
+
+
+def _layout_page(
+    parsed: LayoutParse, completion: Completion, image: PreparedImage, options: DocumentOptions
+) -> PageResult:
+    if parsed.status == "invalid":
+        text = parsed.cleaned_text
+        return PageResult(
+            "degraded", 0, completion.finish_reason, [], text, text, repairs=parsed.repairs, dropped=parsed.dropped
+        )
+    elements = [LayoutElement(e.category, image.geometry.to_original(e.bbox), e.text) for e in parsed.elements]
+    picture = None
+    if options.picture_crops:
+
+        def picture(element: LayoutElement) -> str:
+            try:
+                return f"![{element.category}]({crop_png_data_url(image, element.bbox)})"
+            except ValueError:  # a box with no area left after clamping: keep the plain reference
+                return layout_markdown([element], skip_headers_footers=False)
+
+    status: PageStatus = "ok" if parsed.status == "ok" and completion.finish_reason != "length" else "repaired"
+    return PageResult(
+        status,
+        0,
+        completion.finish_reason,
+        elements,
+        layout_markdown(elements, skip_headers_footers=False, picture=picture),
+        layout_markdown(elements, skip_headers_footers=True, picture=picture),
+        repairs=parsed.repairs,
+        dropped=parsed.dropped,
+    )
+
+
+def _count(metrics: GatewayMetrics, model: str, task: str, page: PageResult, usage: dict[str, int]) -> None:
+    metrics.pages.labels(model, task, page.status).inc()
+    metrics.page_attempts.labels(model, task).observe(page.attempts)
+    for kind, count in page.repairs.items():
+        metrics.layout_repairs.labels(model, kind).inc(count)
+    for reason, count in page.dropped.items():
+        metrics.layout_dropped.labels(model, reason).inc(count)
+    metrics.output_tokens.labels(model, task).inc(usage.get("completion_tokens", 0))

@@ -1,0 +1,239 @@
+"""Durable jobs: a long document (or a batch) read in the background, its result fetched later.
+
+    submit ─► store (queued, with the uploads) ─► asyncio task ─► waits for one of GATEWAY_JOB_CONCURRENCY slots
+           ─► running ─► json_answer(..., on_page=progress) ─► succeeded (result JSON) | failed (OpenAI error body)
+    cancel ─► the task is cancelled: run_document cancels its pages, the upstream connections close (vLLM aborts
+              the sequences) ─► cancelled
+
+Uploads are kept in the store only until the job finishes, so that a job the process was running when it stopped
+(crash, kill -9, restart) is resumed from them at the next start-up. A graceful stop leaves running jobs as they
+are for the same reason. Finished jobs and their results are deleted GATEWAY_JOB_RESULT_TTL_S after they finish,
+by a periodic sweep and at start-up. Pages within a job are bounded per model by the page slots, as for requests;
+a job may select up to GATEWAY_MAX_DOCUMENT_PAGES pages (a request: GATEWAY_MAX_PAGES_PER_REQUEST).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import time
+import uuid
+from collections.abc import Coroutine
+from dataclasses import replace
+from typing import Any
+
+import orjson
+
+from gateway.documents.page import DocumentTask
+from gateway.documents.pipeline import DocumentPipeline, json_answer, resolve_model
+from gateway.documents.request import DocumentFile, DocumentOptions
+from gateway.documents.sources.pages import open_document, parse_pages
+from gateway.errors import GatewayError, JobConflict, JobNotFound
+from gateway.jobs.store import JobRecord, Store
+from gateway.settings import Settings
+
+log = logging.getLogger(__name__)
+
+INPUT_LOST = "the gateway restarted and the job's input was lost"
+_SWEEP_EVERY_S = 3600.0
+
+
+def count_pages(files: list[DocumentFile], options: DocumentOptions, settings: Settings) -> int:
+    """Pages the job will read (blocking: PDFium parses each PDF). A single file's problem is raised (a 400 at
+    submission); in a batch a file that cannot be read counts 0 pages and fails in the result, as on /v1/ocr."""
+    total = 0
+    for file in files:
+        try:
+            source = open_document(file.data, param=file.param, max_pages=settings.max_document_pages)
+            total += len(parse_pages(options.pages, source.page_count))
+        except GatewayError:
+            if len(files) == 1:
+                raise
+    return total
+
+
+class JobRunner:
+    """Submits, runs, resumes, cancels and expires jobs. `start` and `close` belong to the app's lifespan."""
+
+    def __init__(self, store: Store, pipeline: DocumentPipeline) -> None:
+        self.store = store
+        self.settings = pipeline.settings
+        # A job reads a whole document: its page limit is GATEWAY_MAX_DOCUMENT_PAGES, not a request's.
+        settings = pipeline.settings.model_copy(update={"max_pages_per_request": pipeline.settings.max_document_pages})
+        self._pipeline = replace(pipeline, settings=settings)
+        self._slots = asyncio.Semaphore(settings.job_concurrency)
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._progress: dict[str, int] = {}  # pages done of the jobs running in this process
+        self._writes: set[asyncio.Task[Any]] = set()  # progress writes in flight
+        self._sweeper: asyncio.Task[None] | None = None
+        self._closing = False
+
+    async def start(self) -> None:
+        """Expire old jobs, resume the ones a previous process left unfinished, start the periodic sweep."""
+        await self._sweep()
+        unfinished = await asyncio.to_thread(self.store.unfinished_jobs)
+        if unfinished:
+            log.warning(
+                "resuming %d job(s) left unfinished by a previous run of the gateway: %s",
+                len(unfinished),
+                ", ".join(f"{job.id} ({job.status})" for job in unfinished),
+            )
+        for job in unfinished:
+            await asyncio.to_thread(self.store.requeue_job, job.id)
+            self._schedule(job.id, resumed=True)
+        self._sweeper = asyncio.create_task(self._sweep_forever(), name="job-sweeper")
+
+    async def close(self) -> None:
+        """Stop without finishing anything: queued and running jobs stay so in the store, resumed at next start."""
+        self._closing = True
+        running = [*self._tasks.values(), *([self._sweeper] if self._sweeper else [])]
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+        await asyncio.gather(*self._writes, return_exceptions=True)
+
+    async def submit(self, task: DocumentTask, files: list[DocumentFile], options: DocumentOptions) -> str:
+        """Store a job (queued) and schedule it; the job's id. Raises InvalidRequest for what cannot be run."""
+        pipeline = self._pipeline
+        model = resolve_model(pipeline, options, task)
+        pages_total = await asyncio.to_thread(count_pages, files, options, pipeline.settings)
+        job_id = f"job-{uuid.uuid4().hex}"
+        await asyncio.to_thread(
+            self.store.create_job,
+            job_id,
+            task,
+            model.name,
+            options.model_dump(mode="json"),
+            files,
+            pages_total=pages_total,
+        )
+        self._schedule(job_id, resumed=False)
+        return job_id
+
+    async def get(self, job_id: str) -> JobRecord:
+        """The job, with live progress if it runs here; JobNotFound if unknown."""
+        job = await asyncio.to_thread(self.store.get_job, job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        live = self._progress.get(job_id)
+        if live is not None and not job.finished and live > job.pages_done:
+            job = replace(job, pages_done=live)
+        return job
+
+    async def result(self, job_id: str) -> bytes:
+        """A succeeded job's JSON answer; JobConflict (409) while it has none, JobNotFound if unknown."""
+        job = await self.get(job_id)
+        if job.status != "succeeded":
+            if job.finished:
+                message = f"job {job_id} is {job.status}: it has no result (GET /v1/jobs/{job_id} says why)"
+            else:
+                message = f"job {job_id} is {job.status}: its result is not ready yet"
+            raise JobConflict(message, code="job_not_finished" if not job.finished else "job_has_no_result")
+        body = await asyncio.to_thread(self.store.get_result, job_id)
+        if body is None:  # deleted by a sweep between the two reads
+            raise JobNotFound(job_id)
+        return body
+
+    async def cancel(self, job_id: str) -> JobRecord:
+        """Cancel a queued or running job (its upstream requests are dropped); JobConflict if it has finished."""
+        job = await self.get(job_id)
+        if job.finished:
+            raise JobConflict(f"job {job_id} has already finished: {job.status}", code="job_finished")
+        task = self._tasks.get(job_id)
+        if task is not None:
+            task.cancel()
+            await asyncio.wait([task])
+        else:  # not running in this process (another gateway on the same store): mark it
+            await asyncio.to_thread(self.store.finish_job, job_id, "cancelled")
+        job = await self.get(job_id)
+        if job.status != "cancelled":  # it finished just before the cancellation landed
+            raise JobConflict(f"job {job_id} has already finished: {job.status}", code="job_finished")
+        return job
+
+    # -- running ---------------------------------------------------------------------------------------------
+
+    def _schedule(self, job_id: str, *, resumed: bool) -> None:
+        task = asyncio.create_task(self._run(job_id, resumed=resumed), name=job_id)
+        self._tasks[job_id] = task
+        task.add_done_callback(lambda _: self._tasks.pop(job_id, None))
+
+    async def _run(self, job_id: str, *, resumed: bool) -> None:
+        store = self.store
+        try:
+            async with self._slots:
+                await self._run_job(job_id, resumed=resumed)
+        except asyncio.CancelledError:
+            if not self._closing:  # cancelled by a client: record it; a stopping gateway leaves it to be resumed
+                await asyncio.to_thread(store.finish_job, job_id, "cancelled")
+                log.info("job %s cancelled", job_id)
+                return
+            raise
+        except GatewayError as exc:
+            await asyncio.to_thread(store.finish_job, job_id, "failed", error=exc.body()["error"])
+            log.info("job %s failed: %s", job_id, exc.message)
+        except Exception as exc:
+            log.error("job %s failed unexpectedly", job_id, exc_info=exc)
+            error = {"message": "internal error in the gateway; see its log", "type": "internal_error"}
+            await asyncio.to_thread(store.finish_job, job_id, "failed", error={**error, "param": None, "code": None})
+        finally:
+            self._progress.pop(job_id, None)
+
+    async def _run_job(self, job_id: str, *, resumed: bool) -> None:
+        store, pipeline = self.store, self._pipeline
+        job = await asyncio.to_thread(store.get_job, job_id)
+        if job is None or job.finished:  # cancelled or expired meanwhile
+            return
+        files = await asyncio.to_thread(store.job_files, job_id)
+        if not files:
+            error = {"message": INPUT_LOST, "type": "internal_error", "param": None, "code": "job_input_lost"}
+            await asyncio.to_thread(store.finish_job, job_id, "failed", error=error)
+            log.warning("job %s failed: %s", job_id, INPUT_LOST)
+            return
+        options = DocumentOptions.model_validate(job.options)
+        task: DocumentTask = "layout" if job.task == "layout" else "ocr"
+        model = resolve_model(pipeline, options, task)  # a model no longer served fails the job (404 body)
+        await asyncio.to_thread(store.start_job, job_id)
+        if resumed:
+            log.info("job %s resumed from its stored input (%d file(s))", job_id, len(files))
+        self._progress[job_id] = 0
+
+        def on_page() -> None:
+            done = self._progress.get(job_id, 0) + 1
+            self._progress[job_id] = done
+            self._write(asyncio.to_thread(store.set_progress, job_id, done))
+
+        answer = await json_answer(pipeline, model, task, files, options, on_page=on_page)
+        finished = await asyncio.to_thread(
+            store.finish_job, job_id, "succeeded", result=orjson.dumps(answer), pages_done=job.pages_total
+        )
+        if finished:
+            log.info("job %s succeeded", job_id)
+
+    def _write(self, write: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.create_task(write)
+        self._writes.add(task)
+        task.add_done_callback(self._written)
+
+    def _written(self, task: asyncio.Task[Any]) -> None:
+        self._writes.discard(task)
+        if not task.cancelled() and isinstance(task.exception(), sqlite3.Error):
+            log.warning("could not record a job's progress: %s", task.exception())
+
+    # -- expiry ------------------------------------------------------------------------------------------
+
+    async def _sweep(self) -> None:
+        try:
+            deleted = await asyncio.to_thread(self.store.sweep, time.time() - self.settings.job_result_ttl_s)
+        except sqlite3.Error as exc:
+            log.warning("could not delete expired jobs: %s", exc)
+            return
+        if deleted:
+            log.info("deleted %d job(s) finished more than %g s ago", deleted, self.settings.job_result_ttl_s)
+
+    async def _sweep_forever(self) -> None:
+        # Often enough that a result outlives its TTL by at most half of it (and by at most an hour).
+        interval = min(_SWEEP_EVERY_S, max(0.05, self.settings.job_result_ttl_s / 2))
+        while True:
+            await asyncio.sleep(interval)
+            await self._sweep()
