@@ -17,6 +17,7 @@ lint: install
 	$(BIN)/ruff check gateway launchers tests bench vlm_client
 	$(BIN)/ruff format --check gateway launchers tests bench vlm_client
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 format: install
 	$(BIN)/ruff format gateway launchers tests bench vlm_client

@@ -1,0 +1,1 @@
+"""Prometheus metrics and their middleware, JSON log lines, request ids. Imports nothing else of the gateway."""

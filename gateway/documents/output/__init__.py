@@ -1,0 +1,1 @@
+"""What a model said, read: tolerant JSON, layout elements with repairs, Markdown, and the drawn overlay."""
