@@ -118,15 +118,33 @@ class JobConflict(GatewayError):
 
 
 class UpstreamStatusError(GatewayError):
-    """The upstream answered with an error status; its status, message, type and param pass through."""
+    """The upstream answered with an error status; its status, message and param pass through.
+
+    `type` is OpenAI's word for the status, as on the gateway's own errors (vLLM says `BadRequestError`,
+    `NotFoundError` or `Bad Request`); vLLM's own word rides along as `upstream_type`.
+    """
 
     def __init__(
-        self, status_code: int, message: str, *, error_type: str, param: str | None, code: str | int | None
+        self,
+        status_code: int,
+        message: str,
+        *,
+        error_type: str,
+        param: str | None,
+        code: str | int | None,
+        upstream_type: str | None = None,
     ) -> None:
         super().__init__(message, param=param)
         self.status_code = status_code
         self.error_type = error_type
         self.code = code
+        self.upstream_type = upstream_type
+
+    def body(self) -> dict[str, Any]:
+        body = super().body()
+        if self.upstream_type is not None:
+            body["error"]["upstream_type"] = self.upstream_type
+        return body
 
 
 class UpstreamUnavailable(GatewayError):

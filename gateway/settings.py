@@ -1,12 +1,13 @@
 """Gateway settings, read from `GATEWAY_*` environment variables.
 
-Routes reach them through the `get_settings` dependency (see `deps.py`), never through a module global, so a
-test builds its own `Settings(...)` and hands it to `create_app`.
+Routes reach them through the `get_settings` dependency (see `routes/dependencies.py`), never through a module
+global, so a test builds its own `Settings(...)` and hands it to `create_app`.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -17,6 +18,12 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # scheme://host[:port] as browsers send it in `Origin`: no path, no trailing slash.
 _ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://[^/?#\s]+")
+
+
+def default_store_path() -> Path:
+    """`$XDG_DATA_HOME/vlm-gateway/gateway-store.sqlite3` (`~/.local/share/...` when XDG_DATA_HOME is unset)."""
+    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data_home) / "vlm-gateway" / "gateway-store.sqlite3"
 
 
 class Settings(BaseSettings):
@@ -97,7 +104,8 @@ class Settings(BaseSettings):
     # The durable store (SQLite): jobs, their uploads and results, and the document result cache. A file,
     # never `:memory:`: jobs must outlive the process. Finished jobs are deleted `job_result_ttl_s` after they
     # finish; at most `job_concurrency` jobs run at once; the cache holds at most `cache_max_bytes` (0: off).
-    store_path: Path = Path("gateway-store.sqlite3")
+    # By default in the user's data directory, never in whatever folder the gateway happens to start in.
+    store_path: Path = Field(default_factory=lambda: default_store_path())
     job_result_ttl_s: float = Field(7 * 24 * 3600.0, gt=0)
     job_concurrency: int = Field(2, ge=1)
     cache_max_bytes: int = Field(256 * 1024 * 1024, ge=0)

@@ -313,8 +313,9 @@ def open_store(path: Path, *, cache_max_bytes: int) -> Store:
     if path.is_dir():
         raise ConfigError(f"GATEWAY_STORE_PATH {path} is a directory, not a SQLite file")
     try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # the default lives in a per-user data folder
         db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
-    except sqlite3.Error as exc:
+    except (OSError, sqlite3.Error) as exc:
         raise ConfigError(f"GATEWAY_STORE_PATH {path} cannot be opened: {exc}") from None
     try:
         _prepare(db)

@@ -6,6 +6,9 @@ Shapes seen in the wild:
 - vLLM `--api-key` rejection: `401 {"error": "Unauthorized"}`
 - FastAPI defaults (unknown route): `{"detail": "Not Found"}`
 - anything else a proxy in between may send (HTML, plain text, nothing)
+
+Status, message, param and code pass through; `type` becomes OpenAI's word for the status, so a client sees
+one vocabulary whether the gateway or vLLM refused the request, and vLLM's own `type` is kept as `upstream_type`.
 """
 
 from __future__ import annotations
@@ -35,10 +38,31 @@ def parse_upstream_error(status: int, body: bytes) -> GatewayError:
     return UpstreamStatusError(
         status,
         message,
-        error_type=error_type or _reason(status),
+        error_type=openai_error_type(status),
         param=param,
         code=code,
+        upstream_type=error_type or _reason(status),
     )
+
+
+# OpenAI's error types by status, the words the gateway's own errors use (gateway/errors.py).
+_OPENAI_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+    502: "bad_gateway",
+    503: "service_unavailable",
+    504: "timeout",
+}
+
+
+def openai_error_type(status: int) -> str:
+    """OpenAI's `type` for an error status: a 4xx not listed is an invalid request, a 5xx an internal error."""
+    return _OPENAI_TYPES.get(status, "invalid_request_error" if status < 500 else "internal_error")
 
 
 def _fields(body: bytes) -> tuple[str | None, str | None, str | None, str | int | None]:

@@ -1,6 +1,9 @@
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
+from gateway.jobs.store import open_store
 from gateway.models.registry import ConfigError, load_registry
 from gateway.settings import PROJECT_ROOT, Settings
 from gateway.upstream.served_models import build_served_models
@@ -106,3 +109,18 @@ def test_a_served_pixel_cap_replaces_the_configs(monkeypatch: pytest.MonkeyPatch
 def test_a_served_pixel_cap_must_make_sense(caps: dict[str, int], complaint: str) -> None:
     with pytest.raises(ConfigError, match=complaint):
         build_served_models(REGISTRY, Settings(models=["dots-ocr"], model_max_pixels=caps))
+
+
+def test_the_store_defaults_to_the_users_data_folder_not_the_working_directory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)
+    store_path = Settings().store_path
+    assert store_path == tmp_path / "data" / "vlm-gateway" / "gateway-store.sqlite3"
+    store = open_store(store_path, cache_max_bytes=0)  # creates the folder on a fresh machine
+    store.close()
+    assert store_path.is_file()
+    assert not (tmp_path / "gateway-store.sqlite3").exists()
+    monkeypatch.delenv("XDG_DATA_HOME")
+    assert Settings().store_path == Path.home() / ".local" / "share" / "vlm-gateway" / "gateway-store.sqlite3"
