@@ -20,6 +20,7 @@ from gateway.documents.output.layout import LayoutElement, LayoutParse, parse_la
 from gateway.documents.output.markdown import layout_markdown, plain_markdown
 from gateway.documents.request import Box, DocumentOptions
 from gateway.errors import InvalidRequest, UpstreamProtocolError
+from gateway.models.memory_model import PROMPT_TOKENS
 from gateway.models.registry import PromptKey
 from gateway.observability.metrics import GatewayMetrics
 from gateway.observability.request_id import current_request_id
@@ -69,9 +70,8 @@ async def run_page(
     prompt, layout_mode = _prompt(model, task, image, options)
     sampling = model.config.sampling
     first = sampling.temperature if options.temperature is None else options.temperature
-    max_tokens = min(
-        options.max_completion_tokens or sampling.max_completion_tokens, sampling.max_completion_tokens_cap
-    )
+    requested = min(options.max_completion_tokens or sampling.max_completion_tokens, sampling.max_completion_tokens_cap)
+    max_tokens = output_budget(requested, model, image)
     data_url = image.data_url()  # base64 of a ~1.5 MB PNG: once per page, not once per attempt
     best: PageResult | None = None
     usage: dict[str, int] = {}
@@ -94,6 +94,23 @@ async def run_page(
     best.attempts, best.usage, best.upstream_ms = attempts, usage, upstream_ms
     _count(metrics, model.name, task, best, usage)
     return best
+
+
+def output_budget(requested: int, model: ServedModel, image: PreparedImage) -> int:
+    """At most the output the upstream's context leaves after this page and its prompt.
+
+    A server started with a shorter `--max-model-len` than the config's answer length refuses every page
+    (400 `max_tokens ... cannot be greater than max_model_len`, or over the context on older vLLM). Image
+    tokens are exact for the page as sent, (w / factor) · (h / factor); the prompt's text gets the planner's
+    allowance. Until the upstream has reported its length, the config's own cap stands.
+    """
+    context = model.max_model_len
+    if context is None:
+        return requested
+    width, height = image.geometry.model
+    factor = model.image.factor
+    prompt_tokens = (width // factor) * (height // factor) + PROMPT_TOKENS
+    return max(1, min(requested, context - prompt_tokens))
 
 
 def _prompt(

@@ -311,3 +311,21 @@ def test_pages_are_resized_to_the_cap_the_server_runs_with(
 def test_json_answers_say_they_are_json(docs_gateway: GatewayServer) -> None:
     response = _upload(docs_gateway, "/v1/layout")
     assert response.headers["content-type"] == "application/json"
+
+
+def test_a_server_with_a_short_context_gets_what_fits_not_a_400_on_every_page(
+    make_standin: Callable[..., StandinServer], make_gateway: Callable[..., GatewayServer]
+) -> None:
+    # dots-ocr's config asks for 16,384 output tokens; a server started with --max-model-len 8192 would refuse
+    # every page. The gateway asks for what the reported context leaves after the page and its prompt.
+    short = make_standin(OCR_MODEL, responder=dots_ocr_answer, max_model_len=8192)
+    gateway = make_gateway({OCR_MODEL: [short.base_url]})
+    gateway.wait_ready()
+    assert gateway.state.models[OCR_MODEL].max_model_len == 8192
+    response = _upload(gateway, "/v1/layout")
+    assert response.status_code == 200, response.text
+    assert response.json()["pages"][0]["status"] in ("ok", "repaired")
+    [body] = _sent(short)
+    width, height = _sent_image_size(body)
+    image_tokens = (width // 28) * (height // 28)
+    assert body["max_completion_tokens"] == 8192 - image_tokens - 512
