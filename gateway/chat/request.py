@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import orjson
 
 from gateway.errors import InvalidRequest
-from gateway.http.media_types import IMAGE_KINDS, image_media_type, is_remote_url
+from gateway.http.media_types import IMAGE_KINDS, base64_image_is_whole, image_media_type, is_remote_url
 from gateway.http.request_body import json_object, json_type
 
 # `max_tokens` is the older name of `max_completion_tokens`; vLLM accepts both.
@@ -164,5 +164,9 @@ def check_image_url(url: str, param: str) -> None:
         head = base64.b64decode(payload[:_SIGNATURE_CHARS], validate=True)
     except (binascii.Error, ValueError):
         raise InvalidRequest(f"`{param}` does not hold valid base64 data", param=param) from None
-    if image_media_type(head) is None:
+    kind = image_media_type(head)
+    if kind is None:
         raise InvalidRequest(f"`{param}` does not hold an image (expected {IMAGE_KINDS} data)", param=param)
+    # vLLM would refuse a cut-short file too, but with `param: null`: say which image it is.
+    if not base64_image_is_whole(payload, kind, head):
+        raise InvalidRequest(f"`{param}` is a truncated {kind.removeprefix('image/').upper()} file", param=param)

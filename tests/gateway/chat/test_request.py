@@ -178,3 +178,14 @@ def test_inlining_replaces_only_the_remote_urls() -> None:
     expected["messages"][0]["content"][1]["image_url"]["url"] = "data:image/png;base64,0"  # type: ignore[index]
     expected["messages"][1]["content"][0]["image_url"]["url"] = "data:image/png;base64,1"  # type: ignore[index]
     assert inlined == expected
+
+
+@pytest.mark.parametrize(("fmt", "media_type"), [("PNG", "image/png"), ("JPEG", "image/jpeg")])
+def test_a_truncated_image_is_refused_naming_the_part(fmt: str, media_type: str) -> None:
+    # vLLM refuses it too, but with `param: null`; the gateway says which image it is.
+    whole = base64.b64decode(data_url(fmt, media_type).partition(",")[2])
+    url = f"data:{media_type};base64," + base64.b64encode(whole[: len(whole) // 2]).decode()
+    with pytest.raises(InvalidRequest) as caught:
+        inspect_chat_request(orjson.dumps(chat_with_image("m", url)))
+    assert caught.value.param == "messages[0].content[0].image_url.url"
+    assert "truncated" in caught.value.message
