@@ -257,7 +257,12 @@ def test_prompt_plus_max_tokens_beyond_context_stops_at_length(make_server: Serv
     server = make_server(max_model_len=8, reply=REPLY)
     body = http.post(chat_url(server), json={"messages": USER, "max_tokens": 8}).json()
     assert body["choices"][0]["finish_reason"] == "length"
-    assert body["usage"] == {"prompt_tokens": 3, "total_tokens": 8, "completion_tokens": 5, "prompt_tokens_details": None}
+    assert body["usage"] == {
+        "prompt_tokens": 3,
+        "total_tokens": 8,
+        "completion_tokens": 5,
+        "prompt_tokens_details": None,
+    }
 
 
 def test_max_tokens_beyond_max_model_len_is_a_400(make_server: ServerFactory, http: httpx.Client) -> None:
