@@ -173,7 +173,7 @@ def test_flat_and_nested_upstream_errors_read_the_same(
     gateway = make_gateway({CHAT_MODEL: [old.base_url]})
     response = _post(gateway, {"model": CHAT_MODEL, "messages": HI, "max_tokens": 100_000})
     assert response.status_code == 400
-    assert "maximum context length" in str(_error(response)["message"])
+    assert "cannot be greater than max_model_len" in str(_error(response)["message"])  # vLLM 0.32 wording
 
 
 def test_upstream_api_key_is_sent_and_a_wrong_one_is_a_502(

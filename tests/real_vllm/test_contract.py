@@ -33,7 +33,7 @@ from tests.real_vllm.helpers import (
     with_images,
 )
 
-MODELS = ("qwen2-vl-2b", "dots-ocr")
+MODELS = ("qwen2-vl-2b", "dots-ocr", "qwen3-vl-2b")
 BACKENDS = [pytest.param(("standin", model), id=f"standin-{model}") for model in MODELS] + [
     pytest.param(("vllm", model), id=f"vllm-{model}", marks=pytest.mark.real_vllm) for model in MODELS
 ]
