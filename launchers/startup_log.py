@@ -8,7 +8,7 @@ from pathlib import Path
 _TAIL_BYTES = 1 << 20
 _MAX_LINE = 500
 
-# vLLM's start-up failures (docs: /work/shared/reference/vllm.md §2.1, §2.3, §7), most specific first, with the
+# vLLM's start-up failures (as vLLM words them in its start-up log), most specific first, with the
 # change that usually helps.
 KNOWN_FAILURES: tuple[tuple[str, str], ...] = (
     ("Free memory on device", "another process holds GPU memory: stop it, or plan for a smaller card"),

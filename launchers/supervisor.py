@@ -1,7 +1,7 @@
 """`python -m launchers up | down | status`: the vLLM servers one after another, then the gateway, then stop.
 
 vLLM instances sharing a card must start one at a time (each charges the other's loading to itself while it
-profiles memory; docs: /work/shared/reference/vllm.md §7), so each server must answer `GET /health` 200 before
+profiles memory; see vLLM's docs on several servers per GPU), so each server must answer `GET /health` 200 before
 the next starts. Every process runs in its own process group (vLLM's engine and workers are its children),
 logs to `<log-dir>/<name>.log`, and is recorded in `<log-dir>/launchers-state.json` for `down` and `status`.
 """

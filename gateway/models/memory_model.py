@@ -1,7 +1,9 @@
 """What one vLLM server needs on the card: the arithmetic behind `python -m launchers plan`.
 
-Facts come from `../shared/reference/vllm.md` (§ numbers below); estimates are marked as such and lean high,
-because a plan is only useful if the servers it describes start every time.
+Facts come from vLLM's documentation and source code; the § marks below name the topic (§0 vLLM defaults,
+§1 model sizes and third-party figures, §2 start-up memory profiling, the KV cache and image tokens, §7 several
+servers on one GPU). Estimates are marked as such and lean high, because a plan is only useful if the servers
+it describes start every time.
 
 Weights
     parameters x dtype bytes (bf16/fp16 2, fp32 4) x (1 + WEIGHT_OVERHEAD). The Hub parameter counts already

@@ -89,7 +89,7 @@ class ChatCompletions:
             finally:
                 state.release_slot()
             body = shapes.chat_completion(
-                f"chatcmpl-{shapes.random_hex()}",
+                completion_id(request),
                 int(time.time()),
                 config.served_name,
                 "".join(tokens),
@@ -117,7 +117,7 @@ class ChatCompletions:
         config = self.config
         faults = state.faults
         error_after, cut_after = faults.stream_error_after, faults.stream_cut_after  # fixed per stream
-        cid, created, model = f"chatcmpl-{shapes.random_hex()}", int(time.time()), config.served_name
+        cid, created, model = completion_id(request), int(time.time()), config.served_name
         step = config.chunk_tokens
         pieces = [tokens[i : i + step] for i in range(0, len(tokens), step)] or [[]]
         paced = config.tokens_per_s > 0
@@ -207,5 +207,10 @@ class ChatCompletions:
         return web.Response(body=orjson.dumps(body), status=exc.status, content_type="application/json")
 
     def _abort(self, rec: RecordedRequest) -> None:
-        self.state.count_finished("abort")
+        # vLLM counts no abort in vllm:request_success_total (its "abort" series stays at 0).
         self.state.finish(rec, "aborted")
+
+
+def completion_id(request: web.Request) -> str:
+    """vLLM's completion id: the client's X-Request-Id when it sent one, else random hex."""
+    return f"chatcmpl-{request.headers.get('X-Request-Id') or shapes.random_hex()}"

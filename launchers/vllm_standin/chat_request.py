@@ -1,43 +1,23 @@
 """Validation of a chat completion request as vLLM does it, and the simulated token counts.
 
-Token counts are a simulation: a prompt "token" is a whitespace-separated word of text, plus
-`image_tokens` (256 by default) per image; a reply token is a word with its trailing spaces.
+Token counts are a simulation: a prompt "token" is a whitespace-separated word of text, plus per image
+either the model's smart-resize arithmetic (`image_policy`, as vLLM counts) or a fixed `image_tokens`; a
+reply token is a word with its trailing spaces.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from .config import StandinConfig
+from .images import image_prompt_tokens, load_data_url
+from .request_errors import RequestError, parameter_error, validation_error
+
+__all__ = ["ChatRequest", "RequestError", "parse_chat_request", "split_tokens", "validation_error"]
 
 _TOKEN_RE = re.compile(r"\s*\S+\s*")
-# The message pydantic gives for each error type vLLM's validation handler prints.
-_PYDANTIC_MESSAGES = {
-    "missing": "Field required",
-    "list_type": "Input should be a valid list",
-    "dict_type": "Input should be a valid dictionary",
-    "string_type": "Input should be a valid string",
-    "bool_type": "Input should be a valid boolean",
-    "int_type": "Input should be a valid integer",
-    "json_invalid": "JSON decode error",
-    "model_attributes_type": "Input should be a valid dictionary or object to extract fields from",
-    "value_error": "Value error, {}",
-}
-
-
-class RequestError(Exception):
-    """A request vLLM would refuse before generating: rendered as its error body."""
-
-    def __init__(self, status: int, message: str, err_type: str, param: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.err_type = err_type
-        self.param = param
 
 
 @dataclass(frozen=True)
@@ -55,13 +35,6 @@ def split_tokens(text: str) -> list[str]:
     """Simulated tokenizer: word pieces keeping their whitespace, so they join back to `text`."""
     tokens: list[str] = _TOKEN_RE.findall(text)
     return tokens if tokens or not text else [text]
-
-
-def validation_error(kind: str, loc: str, value: object, reason: str = "") -> RequestError:
-    """A pydantic validation error as vLLM renders it: 400, type "Bad Request", `param` = loc."""
-    msg = _PYDANTIC_MESSAGES[kind].format(reason)
-    detail = {"type": kind, "loc": loc, "msg": msg, "input": _summarize(value)}
-    return RequestError(400, f"1 validation error:\n  {detail}", "Bad Request", loc)
 
 
 def parse_chat_request(body: object, config: StandinConfig) -> ChatRequest:
@@ -88,22 +61,34 @@ def parse_chat_request(body: object, config: StandinConfig) -> ChatRequest:
         raise validation_error("value_error", "body", body, reason)
 
     if model and model not in config.models:
-        raise RequestError(404, f"The model `{model}` does not exist.", "NotFoundError", "model")
-    if cap is not None and cap < 1:
-        raise RequestError(400, f"max_tokens must be at least 1, got {cap}.", "BadRequestError", "max_tokens")
-
-    prompt_tokens = count_prompt_tokens(messages, config.image_tokens)
-    requested = cap if cap is not None else 1  # vLLM needs room for one token at least
-    if prompt_tokens + requested > config.max_model_len:
+        aliases = ", ".join(config.models)
         raise RequestError(
-            400,
-            f"This model's maximum context length is {config.max_model_len} tokens. However, you "
-            f"requested {requested} output tokens and your prompt contains {prompt_tokens} input "
-            f"tokens, for a total of {prompt_tokens + requested} tokens. Please reduce the length of "
-            "the input prompt or the number of requested output tokens.",
-            "BadRequestError",
-            "input_tokens",
+            404, f"The model `{model}` does not exist. Valid aliases: {aliases}.", "NotFoundError", "model"
         )
+    if cap is not None and cap < 1:
+        raise parameter_error(f"max_tokens must be at least 1, got {cap}.", "max_tokens", cap)
+    if cap is not None and cap > config.max_model_len:
+        raise parameter_error(
+            f"max_tokens={cap} cannot be greater than max_model_len={config.max_model_len}. "
+            "Please request fewer output tokens.",
+            "max_tokens",
+            cap,
+        )
+
+    prompt_tokens = count_prompt_tokens(messages, config)
+    if prompt_tokens > config.max_model_len:
+        # vLLM's tokenizer stops at max_model_len + 1 tokens, so that is the count it reports.
+        counted = min(prompt_tokens, config.max_model_len + 1)
+        qualifier = "at least " if counted == config.max_model_len + 1 else ""
+        raise parameter_error(
+            f"This model's maximum context length is {config.max_model_len} tokens. However, your prompt "
+            f"contains {qualifier}{counted} input tokens, which exceeds this limit even without any output "
+            "tokens. Please reduce the length of the input prompt.",
+            "input_tokens",
+            counted,
+        )
+    # A prompt that fits with a cap that does not is no error: generation stops at the context, "length".
+    room = config.max_model_len - prompt_tokens
     # vLLM treats include_usage as true whenever a stream_options object is sent.
     include_usage = stream_options is not None and bool(stream_options.get("include_usage", True))
     continuous = include_usage and bool(stream_options and stream_options.get("continuous_usage_stats"))
@@ -112,13 +97,14 @@ def parse_chat_request(body: object, config: StandinConfig) -> ChatRequest:
         include_usage=include_usage,
         continuous_usage=continuous,
         prompt_tokens=prompt_tokens,
-        max_tokens=cap if cap is not None else config.max_model_len - prompt_tokens,
+        max_tokens=min(cap, room) if cap is not None else room,
     )
 
 
-def count_prompt_tokens(messages: list[Any], image_tokens: int) -> int:
-    """Words in the text parts plus `image_tokens` per image; checks each image URL."""
+def count_prompt_tokens(messages: list[Any], config: StandinConfig) -> int:
+    """Words in the text parts plus each image's tokens; checks and decodes each image URL."""
     words = 0
+    image_tokens = 0
     images = 0
     for i, message in enumerate(messages):
         if not isinstance(message, dict):
@@ -136,30 +122,25 @@ def count_prompt_tokens(messages: list[Any], image_tokens: int) -> int:
                 if kind == "text" and isinstance(part.get("text"), str):
                     words += len(part["text"].split())
                 elif kind == "image_url":
-                    _check_image(part.get("image_url"), f"body.messages.{i}.content.{j}.image_url")
+                    url = _image_url(part.get("image_url"), f"body.messages.{i}.content.{j}.image_url")
                     images += 1
-    return words + images * image_tokens
+                    if config.max_images_per_prompt is not None and images > config.max_images_per_prompt:
+                        raise parameter_error(
+                            f"At most {config.max_images_per_prompt} image(s) may be provided in one prompt.",
+                            "image",
+                        )
+                    image_tokens += image_prompt_tokens(
+                        load_data_url(url), config.image_policy, config.image_tokens, config.image_wrapper_tokens
+                    )
+    return words + image_tokens
 
 
-def _check_image(image_url: object, loc: str) -> None:
-    # vLLM accepts the OpenAI object form and a bare string. Remote and file URLs are not
-    # fetched here (the stand-in has no image pipeline); data URLs must really decode.
+def _image_url(image_url: object, loc: str) -> str:
+    # vLLM accepts the OpenAI object form and a bare string. Remote and file URLs are not fetched here.
     url = image_url.get("url") if isinstance(image_url, dict) else image_url
     if not isinstance(url, str):
         raise validation_error("string_type" if url is not None else "missing", f"{loc}.url", url)
-    if not url.startswith("data:"):
-        return
-    header, comma, data = url.partition(",")
-    if not comma or not header.endswith(";base64"):
-        raise RequestError(400, "Invalid image: only base64 data URLs are supported.", "BadRequestError")
-    try:
-        decoded = base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise RequestError(
-            400, f"Failed to load image from data URL: invalid base64 data ({exc}).", "BadRequestError"
-        ) from exc
-    if not decoded:
-        raise RequestError(400, "Failed to load image from data URL: the image is empty.", "BadRequestError")
+    return url
 
 
 def _max_tokens(body: dict[str, Any]) -> int | None:
@@ -172,12 +153,3 @@ def _max_tokens(body: dict[str, Any]) -> int | None:
             raise validation_error("int_type", f"body.{name}", value)
         return value
     return None
-
-
-def _summarize(value: object) -> object:
-    # Like vLLM's validation handler: containers are described, never echoed whole.
-    if isinstance(value, list | tuple | dict):
-        return f"<{type(value).__name__} of {len(value)} items>"
-    if isinstance(value, str) and len(value) > 200:
-        return value[:200] + "...[truncated]"
-    return value

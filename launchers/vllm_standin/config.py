@@ -7,6 +7,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from gateway.models.registry import ImagePolicy
+
 ErrorShape = Literal["nested", "flat"]
 Responder = Callable[[dict[str, Any]], str]
 
@@ -34,7 +36,12 @@ class StandinConfig:
     api_key: str | None = None  # guards /v1/* like `vllm serve --api-key`
     error_shape: ErrorShape = "nested"  # "flat" is the pre-v0.10.1 error body
     chunk_tokens: int = 1  # tokens per streamed content chunk
-    image_tokens: int = 256  # simulated prompt tokens per image
+    image_tokens: int = 256  # simulated prompt tokens per image when there is no image_policy
+    # The model's smart-resize rule: images then cost what vLLM counts, (h/factor)*(w/factor) after resizing
+    # plus `image_wrapper_tokens` (Qwen2-VL's <|vision_start|>/<|vision_end|> around the placeholder).
+    image_policy: ImagePolicy | None = None
+    image_wrapper_tokens: int = 2
+    max_images_per_prompt: int | None = None  # `--limit-mm-per-prompt '{"image": N}'`; None: no limit
     record_bodies: bool = True  # keep request JSON in the records (off for long benchmarks)
     max_records: int = 10_000  # oldest records are dropped beyond this, so benchmarks stay bounded
 
@@ -50,7 +57,7 @@ class StandinConfig:
         for name in ("max_model_len", "max_num_seqs", "chunk_tokens", "max_records"):
             if getattr(self, name) < 1:
                 raise ValueError(f"StandinConfig.{name} must be at least 1")
-        for name in ("latency_s", "tokens_per_s", "image_tokens"):
+        for name in ("latency_s", "tokens_per_s", "image_tokens", "image_wrapper_tokens"):
             if getattr(self, name) < 0:
                 raise ValueError(f"StandinConfig.{name} must not be negative")
 

@@ -17,7 +17,9 @@ from typing import Any, Literal
 from .config import Faults, StandinConfig
 
 Outcome = Literal["pending", "completed", "aborted", "error", "dropped"]
-FinishReason = Literal["stop", "length", "abort"]
+FinishReason = Literal["stop", "length", "abort", "error", "repetition"]
+# vLLM's finished_reason label values, each exported from start-up on (abort, error, repetition stay 0 here).
+FINISH_REASONS: tuple[FinishReason, ...] = ("stop", "length", "abort", "error", "repetition")
 
 
 @dataclass
@@ -77,7 +79,7 @@ class StandinState:
         self._aborted = 0
         self._prompt_tokens = 0
         self._generation_tokens = 0
-        self._finished: dict[FinishReason, int] = {"stop": 0, "length": 0, "abort": 0}
+        self._finished: dict[FinishReason, int] = dict.fromkeys(FINISH_REASONS, 0)
         self._slots: asyncio.Semaphore | None = None
 
     @classmethod

