@@ -9,6 +9,7 @@ temperatures all come from the model's config. A page whose answer stays invalid
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -163,8 +164,13 @@ async def _complete(
         "top_p": model.config.sampling.top_p if top_p is None else top_p,
         "max_completion_tokens": max_tokens,
     }
-    request_id = current_request_id()  # the document request's id (a job's: the request that submitted it)
-    headers = _HEADERS if request_id is None else {**_HEADERS, "X-Request-Id": request_id}
+    # vLLM takes X-Request-Id as its own request id, and the pages of one document run at once: each call gets
+    # the document request's id (a job's: the request that submitted it) plus a suffix of its own.
+    request_id = current_request_id()
+    if request_id is not None:
+        headers = {**_HEADERS, "X-Request-Id": f"{request_id}-{secrets.token_hex(4)}"}
+    else:
+        headers = _HEADERS
     raw = await client.fetch(model, "/chat/completions", orjson.dumps(body), headers)
     return _completion(model.name, raw)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.models.fitting import PlanOverrides
 from tests.real_vllm.tiny_model_cache import tiny_model
 from tests.real_vllm.vllm_env import is_installed, venv_dir
 from tests.real_vllm.vllm_server import RealVllmServer
@@ -28,11 +29,12 @@ class RealServers:
         self.log_dir = log_dir
         self.current: RealVllmServer | None = None
 
-    def get(self, model_name: str) -> RealVllmServer:
-        if self.current is not None and self.current.model_name == model_name:
-            return self.current
+    def get(self, model_name: str, overrides: PlanOverrides | None = None) -> RealVllmServer:
+        current = self.current
+        if current is not None and current.model_name == model_name and current.overrides == overrides:
+            return current
         self.stop()
-        server = RealVllmServer(model_name, tiny_model(TINY_SPECS[model_name]), self.log_dir)
+        server = RealVllmServer(model_name, tiny_model(TINY_SPECS[model_name]), self.log_dir, overrides)
         self.current = server.start()
         return server
 

@@ -7,6 +7,9 @@ substitution is listed in SUBSTITUTIONS with its reason.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import socket
 import time
 from dataclasses import dataclass
@@ -14,6 +17,7 @@ from pathlib import Path
 
 import httpx
 
+from gateway.models.fitting import PlanOverrides, plan_models
 from gateway.models.memory_plan import ModelPlan
 from gateway.models.registry import ImagePolicy, ModelConfig
 from launchers.planner import resolve_plan
@@ -52,15 +56,20 @@ class Launch:
         )
 
 
-def launcher_plan(model_name: str) -> tuple[ModelConfig, ModelPlan]:
-    """The config and the plan `python -m launchers up --gpu-mem 16 MODEL` would use."""
+def launcher_plan(model_name: str, overrides: PlanOverrides | None = None) -> tuple[ModelConfig, ModelPlan]:
+    """The config and the plan `python -m launchers up --gpu-mem 16 MODEL` would use; `overrides` replace the
+    profile's settings as a profile's own overrides would (e.g. a lower pixel cap)."""
     plan, configs = resolve_plan(profile=None, gpu_mem=PLAN_GPU_GIB, models=[model_name])
+    if overrides is not None:
+        plan = plan_models(
+            [configs[model_name]], plan.gpu_mem_gib, headroom_gib=plan.headroom_gib, overrides={model_name: overrides}
+        )
     return configs[model_name], plan.model(model_name)
 
 
-def serving_argv(model_name: str, model_dir: Path, port: int) -> Launch:
+def serving_argv(model_name: str, model_dir: Path, port: int, overrides: PlanOverrides | None = None) -> Launch:
     """`vllm serve` argv for `model_name` as the launchers build it, with the substitutions above."""
-    config, model_plan = launcher_plan(model_name)
+    config, model_plan = launcher_plan(model_name, overrides)
     argv = vllm_command(config, model_plan, host="127.0.0.1", port=port)
     if argv[:3] != ["vllm", "serve", config.hf_repo]:
         raise AssertionError(f"unexpected launcher argv: {argv}")
@@ -92,11 +101,12 @@ def free_port() -> int:
 class RealVllmServer:
     """A `vllm serve` process group with its log; `stop()` ends the whole group (engine core included)."""
 
-    def __init__(self, model_name: str, model_dir: Path, log_dir: Path) -> None:
+    def __init__(self, model_name: str, model_dir: Path, log_dir: Path, overrides: PlanOverrides | None = None) -> None:
         self.port = free_port()
-        self.launch = serving_argv(model_name, model_dir, self.port)
+        self.launch = serving_argv(model_name, model_dir, self.port, overrides)
         self.model_name = model_name
-        self.log_path = log_dir / f"vllm-{model_name}.log"
+        self.overrides = overrides
+        self.log_path = log_dir / f"vllm-{model_name}-{self.port}.log"
         self._group: Group | None = None
         self.startup_s = 0.0
 
@@ -135,6 +145,16 @@ class RealVllmServer:
         self.stop()
         tail = "\n".join(self.log_text().splitlines()[-80:])
         raise RuntimeError(f"{why}\nargv: {' '.join(self.launch.argv)}\n--- last lines of {self.log_path} ---\n{tail}")
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group at once, as a crash or the OOM killer would: no graceful shutdown."""
+        group = self._group
+        if group is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group.pid, signal.SIGKILL)
+            if group.process is not None:
+                group.process.wait(30)
+            self._group = None
 
     def stop(self) -> None:
         if self._group is not None:

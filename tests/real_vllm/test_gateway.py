@@ -1,0 +1,235 @@
+"""The gateway in front of the real vLLM (CPU build, a tiny random dots.ocr), as its users meet it.
+
+The server is started with the launcher's argv for dots-ocr with a lowered pixel cap (`CAP`, the planner's own
+`max_pixels` override), and the gateway is told the same cap (`GATEWAY_MODEL_MAX_PIXELS`), as `launchers up`
+and the compose files do. Random weights answer garbage, so document pages come back `degraded` or `repaired`;
+what is checked is everything around the text: status codes, shapes, streams, aborts, the output budget, and
+that vLLM never resizes a page the gateway prepared — shown by token arithmetic, the evidence that boxes map
+back to the original image exactly.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from PIL import Image
+
+from gateway.documents.images.geometry import smart_resize
+from gateway.models.fitting import PlanOverrides
+from gateway.models.registry import ImagePolicy
+from tests.conftest import gateway_settings
+from tests.real_vllm.backends import vllm_backend
+from tests.real_vllm.conftest import TINY_SPECS, RealServers
+from tests.real_vllm.helpers import metric_samples, total
+from tests.real_vllm.tiny_model_cache import tiny_model
+from tests.real_vllm.vllm_server import RealVllmServer
+from tests.running_gateway import GatewayServer
+
+pytestmark = pytest.mark.real_vllm
+
+MODEL = "dots-ocr"
+CAP = 1_003_520  # 1,280 image tokens at most: a page and its prompt fit the CPU server's 4,096-token context
+OVERRIDES = PlanOverrides(max_pixels=CAP)
+POLICY = ImagePolicy(min_pixels=3136, max_pixels=CAP, factor=28)
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "documents"
+PAGE = FIXTURES / "dotsocr_demo_image1.jpg"  # 1700 x 2250: above the cap, so the gateway downsizes it
+PDF = FIXTURES / "dotsocr_demo_pdf1.pdf"  # two pages
+SHORT = {"max_completion_tokens": "24"}  # random text: a few tokens show the whole path as well as many
+
+
+@pytest.fixture(scope="module")
+def server(real_servers: RealServers) -> RealVllmServer:
+    return real_servers.get(MODEL, OVERRIDES)
+
+
+def _start_gateway(upstreams: list[str], store: Path, **overrides: Any) -> GatewayServer:
+    # Real timeouts: a tiny model on 2 cores still takes a second or two per page under load.
+    values: dict[str, Any] = {
+        "store_path": store,
+        "model_max_pixels": {MODEL: CAP},
+        "read_timeout_s": 120.0,
+        "health_timeout_s": 5.0,
+        "health_interval_s": 0.5,
+        **overrides,
+    }
+    gateway = GatewayServer(gateway_settings({MODEL: upstreams}, **values)).start()
+    gateway.wait_ready()
+    return gateway
+
+
+@pytest.fixture(scope="module")
+def gateway(server: RealVllmServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayServer]:
+    gw = _start_gateway([server.base_url], tmp_path_factory.mktemp("store") / "store.sqlite3")
+    yield gw
+    gw.stop()
+
+
+def _png(width: int, height: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (250, 250, 250)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _post_file(gateway: GatewayServer, path: str, data: bytes, name: str, **fields: str) -> httpx.Response:
+    files = {"file": (name, data, "application/octet-stream")}
+    return httpx.post(gateway.root_url + path, files=files, data={**SHORT, **fields}, timeout=300)
+
+
+def _client(gateway: GatewayServer) -> openai.OpenAI:
+    return openai.OpenAI(base_url=gateway.base_url, api_key="unused", timeout=120, max_retries=0)
+
+
+def _image_message(data: bytes) -> list[dict[str, Any]]:
+    url = "data:image/png;base64," + base64.b64encode(data).decode()
+    return [
+        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}, {"type": "text", "text": "?"}]}
+    ]
+
+
+def test_chat_with_an_image_through_the_gateway(gateway: GatewayServer) -> None:
+    with _client(gateway) as client:
+        answer = client.chat.completions.create(model=MODEL, messages=_image_message(_png(280, 196)), max_tokens=8)
+    assert answer.choices[0].finish_reason in ("stop", "length")
+    assert answer.usage is not None
+    assert answer.usage.prompt_tokens > (280 // 28) * (196 // 28)  # the image's tokens plus the text's
+
+
+def test_a_stream_through_the_gateway_ends_with_done_and_usage(gateway: GatewayServer) -> None:
+    with _client(gateway) as client:
+        chunks = list(
+            client.chat.completions.create(
+                model=MODEL,
+                messages=[{"role": "user", "content": "hi"}],
+                max_tokens=16,
+                stream=True,
+                stream_options={"include_usage": True},
+                extra_body={"ignore_eos": True},
+            )
+        )
+    text_chunks = [c for c in chunks if c.choices and c.choices[0].delta.content]
+    assert len(text_chunks) >= 2  # relayed event by event, not as one block
+    assert chunks[-1].usage is not None
+    assert chunks[-1].usage.completion_tokens == 16
+
+
+def test_a_client_leaving_a_stream_aborts_it_on_the_real_server(gateway: GatewayServer, server: RealVllmServer) -> None:
+    backend = vllm_backend(server)
+    with httpx.Client(timeout=60) as http:
+        before = total(metric_samples(http, backend), "vllm:request_success_total")
+        body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3000}
+        body |= {"stream": True, "ignore_eos": True}
+        with http.stream("POST", gateway.base_url + "/chat/completions", json=body) as response:
+            assert response.status_code == 200
+            assert next(line for line in response.iter_lines() if line.startswith("data: "))
+        deadline = time.monotonic() + 60
+        while total(metric_samples(http, backend), "vllm:num_requests_running") > 0:
+            assert time.monotonic() < deadline, "vLLM kept generating for a client that left"
+            time.sleep(0.5)
+        assert total(metric_samples(http, backend), "vllm:request_success_total") == before
+
+
+@pytest.mark.parametrize("path", ["/v1/ocr", "/v1/layout"])
+def test_a_page_through_ocr_and_layout_never_fails_on_garbage(gateway: GatewayServer, path: str) -> None:
+    response = _post_file(gateway, path, PAGE.read_bytes(), "page.jpg")
+    assert response.status_code == 200, response.text
+    [page] = response.json()["pages"]
+    assert page["status"] in ("ok", "repaired", "degraded")
+    assert (page["width"], page["height"]) == (1700, 2250)  # boxes, if any, are in the upload's pixels
+    for element in page.get("elements", []):
+        x1, y1, x2, y2 = element["bbox"]
+        assert 0 <= x1 < x2 <= 1700
+        assert 0 <= y1 < y2 <= 2250
+
+
+def test_both_pages_of_a_pdf_run_concurrently_against_one_server(gateway: GatewayServer) -> None:
+    # Pages of one request run at once: each upstream request must be distinct to vLLM.
+    response = _post_file(gateway, "/v1/ocr", PDF.read_bytes(), "doc.pdf", dpi="72")
+    assert response.status_code == 200, response.text
+    pages = response.json()["pages"]
+    assert [p["page"] for p in pages] == [1, 2]
+    assert all(p["status"] in ("ok", "repaired", "degraded") for p in pages), pages
+
+
+# Page sizes (w, h): below the cap and kept, above it and downsized, wide and tall.
+SIZES = [(560, 784), (1700, 2250), (2000, 300), (640, 1800)]
+
+
+def _text_tokens(gateway: GatewayServer, width: int, height: int) -> int:
+    """Prompt tokens of an OCR page minus the image tokens of the size the gateway sent (its smart_resize)."""
+    response = _post_file(gateway, "/v1/ocr", _png(width, height), "page.png")
+    assert response.status_code == 200, response.text
+    [page] = response.json()["pages"]
+    prompt_tokens = page["usage"]["prompt_tokens"] // page["attempts"]  # usage adds up the attempts
+    sent_h, sent_w = smart_resize(height, width, POLICY)
+    return prompt_tokens - (sent_h // 28) * (sent_w // 28)
+
+
+def test_vllm_never_resizes_a_page_the_gateway_prepared(gateway: GatewayServer) -> None:
+    # If vLLM resized a page again, its image tokens would not be the sent size's and the remainder would move.
+    remainders = {size: _text_tokens(gateway, *size) for size in SIZES}
+    assert len(set(remainders.values())) == 1, remainders
+    assert 0 < next(iter(remainders.values())) < 512  # dots.ocr's OCR prompt, not an image's worth of tokens
+
+
+def test_a_gateway_not_told_the_servers_lower_cap_is_caught_by_the_same_arithmetic(
+    server: RealVllmServer, tmp_path: Path
+) -> None:
+    # The counter-proof: without GATEWAY_MODEL_MAX_PIXELS the gateway sends the large page at the config's cap,
+    # vLLM shrinks it, and the remainder no longer matches a small page's.
+    gateway = _start_gateway([server.base_url], tmp_path / "store.sqlite3", model_max_pixels={})
+    try:
+        small, large = _text_tokens(gateway, 560, 784), _text_tokens(gateway, 1700, 2250)
+    finally:
+        gateway.stop()
+    assert small != large
+
+
+def test_a_truncated_image_is_refused_by_the_gateway_naming_the_part(gateway: GatewayServer) -> None:
+    whole = _png(280, 196)
+    body = {"model": MODEL, "messages": _image_message(whole[: len(whole) // 2]), "max_tokens": 4}
+    response = httpx.post(gateway.base_url + "/chat/completions", json=body, timeout=60)
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "messages[0].content[0].image_url.url"
+
+
+def test_a_replica_killed_under_load_fails_no_request(
+    server: RealVllmServer, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    second = RealVllmServer(MODEL, tiny_model(TINY_SPECS[MODEL]), tmp_path_factory.mktemp("vllm-2"), OVERRIDES)
+    second.start()
+    gateway = _start_gateway([server.base_url, second.base_url], tmp_path / "store.sqlite3")
+    statuses: list[int] = []
+    errors: list[BaseException] = []
+
+    def client_loop() -> None:
+        body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 16}
+        with httpx.Client(timeout=120) as http:
+            for _ in range(6):
+                try:
+                    statuses.append(http.post(gateway.base_url + "/chat/completions", json=body).status_code)
+                except httpx.HTTPError as exc:
+                    errors.append(exc)
+
+    try:
+        threads = [threading.Thread(target=client_loop) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        while len(statuses) < 3:  # both replicas are taking requests
+            time.sleep(0.1)
+        second.kill()
+        for thread in threads:
+            thread.join(300)
+    finally:
+        gateway.stop()
+        second.stop()
+    assert not errors
+    assert statuses == [200] * 18
