@@ -4,7 +4,9 @@ vLLM answers `/health` only once its engine is up (before that the port refuses 
 healthy and 503 when the engine died. `/v1/models` reports the effective `max_model_len`. Results feed
 `GET /ready`, `GET /v1/models` and the `gateway_upstream_healthy` gauge; the data plane prefers healthy
 replicas but never blocks on this loop. A probe answering 200 is also how a replica ejected by its circuit
-breaker (gateway/upstream/circuit_breaker.py) gets traffic again.
+breaker (gateway/upstream/circuit_breaker.py) gets traffic again. A probe that times out while the replica is
+serving this gateway's requests leaves it healthy: a slow /health under load means busy, and a replica that is
+really stuck fails those requests, which eject it.
 """
 
 from __future__ import annotations
@@ -71,7 +73,13 @@ class HealthProber:
             if upstream.healthy and upstream.max_model_len is None:
                 upstream.max_model_len = await self._max_model_len(model, upstream)
         except httpx.TimeoutException:
-            upstream.healthy, upstream.last_error = False, "/health timed out"
+            if was_healthy and upstream.outstanding > 0:
+                # Busy, not down: vLLM answers /health on the event loop that also streams every answer, and
+                # under load it answers late (seconds on a busy CPU, tests/real_vllm/test_health_under_load.py).
+                # A replica working on this gateway's requests is judged by them (failures trip its breaker).
+                upstream.last_error = f"/health slow while {upstream.outstanding} request(s) are in flight"
+            else:
+                upstream.healthy, upstream.last_error = False, "/health timed out"
         except httpx.HTTPError as exc:
             upstream.healthy, upstream.last_error = False, f"/health unreachable ({type(exc).__name__})"
         self._metrics.upstream_healthy.labels(model.name, upstream.base_url).set(1 if upstream.healthy else 0)

@@ -92,3 +92,32 @@ async def test_upstream_key_is_sent_when_listing_models() -> None:
         await prober.probe_all()
     await prober.close()
     assert models_route.calls.last.request.headers["authorization"] == "Bearer sk-up"
+
+
+async def test_a_slow_health_answer_from_a_busy_replica_keeps_it_healthy() -> None:
+    model, metrics = _model(), GatewayMetrics()
+    busy, idle = model.upstreams
+    busy.healthy = idle.healthy = True
+    busy.outstanding = 3  # this gateway's requests it is working on
+    prober = HealthProber({"dots-ocr": model}, metrics, interval_s=60, timeout_s=1)
+    with respx.mock(assert_all_called=True) as mock:
+        mock.get("http://gpu-a:8000/health").mock(side_effect=httpx.ReadTimeout("slow"))
+        mock.get("http://gpu-b:8000/health").mock(side_effect=httpx.ReadTimeout("slow"))
+        await prober.probe_all()
+    await prober.close()
+    assert busy.healthy is True
+    assert busy.last_error == "/health slow while 3 request(s) are in flight"
+    assert idle.healthy is False  # nothing in flight: a silent replica is down
+    assert idle.last_error == "/health timed out"
+
+
+async def test_a_busy_replica_that_was_already_down_stays_down() -> None:
+    model, metrics = _model(), GatewayMetrics()
+    replica = model.upstreams[0]
+    replica.healthy, replica.outstanding = False, 2
+    prober = HealthProber({"dots-ocr": model}, metrics, interval_s=60, timeout_s=1)
+    with respx.mock(assert_all_called=True) as mock:
+        mock.get("http://gpu-a:8000/health").mock(side_effect=httpx.ReadTimeout("slow"))
+        await prober.probe(model, replica)
+    await prober.close()
+    assert replica.healthy is False
