@@ -153,7 +153,7 @@ def resolve_model(pipeline: DocumentPipeline, options: DocumentOptions, task: Do
     name = options.model or DEFAULT_MODEL
     model = pipeline.models.get(name)
     if model is None:
-        raise ModelNotFound(name)
+        raise ModelNotFound(name, pipeline.models)
     if task not in model.config.tasks:
         raise InvalidRequest(f"model {name} does not do {task}; its tasks are {model.config.tasks}", param="model")
     return model
