@@ -23,6 +23,7 @@ import httpx
 
 from gateway.models.registry import load_registry
 from gateway.settings import PROJECT_ROOT
+from launchers.ports import gateway_port_from_env, in_use, pick_another
 
 _READY_TIMEOUT_S = 20.0
 _STOP_GRACE_S = 5.0
@@ -30,23 +31,31 @@ _STOP_GRACE_S = 5.0
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--port", type=int, default=8000, help="gateway port (default 8000)")
+    parser.add_argument("--port", type=int, default=None, help="gateway port (default: GATEWAY_PORT, else 8000)")
     parser.add_argument("--tokens-per-s", type=float, default=40.0, help="simulated generation speed")
     parser.add_argument(
         "--free-ports", action="store_true", help="run the stand-ins on free ports instead of the configured ones"
     )
     args = parser.parse_args(argv)
+    if args.port is None:
+        try:
+            args.port = gateway_port_from_env()
+        except ValueError as exc:
+            parser.error(str(exc))
 
     registry = load_registry(PROJECT_ROOT / "model_configs", PROJECT_ROOT / "prompts")
     servable = {name: config for name, config in registry.items() if config.vllm_supported and config.serving}
     ports = {name: config.serving.port for name, config in servable.items() if config.serving}
     if args.free_ports:
         ports = {name: _free_port() for name in ports}
-    busy = [f"{port} ({name})" for name, port in ports.items() if _in_use(port)] + (
-        [f"{args.port} (gateway)"] if _in_use(args.port) else []
-    )
-    if busy:
-        print(f"demo: ports already in use: {', '.join(busy)}; stop what holds them first", file=sys.stderr)
+    busy_standins = [f"{port} ({name})" for name, port in ports.items() if in_use(port)]
+    if busy_standins:
+        advice = "stop what holds them, or run the stand-ins on free ports: make demo DEMO_ARGS=--free-ports"
+        print(f"demo: ports already in use: {', '.join(busy_standins)}; {advice}", file=sys.stderr)
+        return 2
+    if in_use(args.port):
+        advice = pick_another(args.port, "make demo", "python -m launchers.demo --port")
+        print(f"demo: the gateway port {args.port} is already in use; {advice}", file=sys.stderr)
         return 2
 
     processes: list[subprocess.Popen[bytes]] = []
@@ -99,11 +108,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def _in_use(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _wait_ready(root_url: str) -> None:
