@@ -1,8 +1,11 @@
 """`make demo`: the real gateway in front of SIMULATED vLLM servers, for trying every endpoint without a GPU.
 
 Each model vLLM can serve gets a vLLM stand-in on the port its config names (so the gateway's default
-upstream URLs just work), answering with canned text. The gateway listens on 127.0.0.1 only. Ctrl-C or
-SIGTERM stops everything.
+upstream URLs just work). Chat gets canned text. dots-ocr's document prompts get answers in dots.ocr's own
+output format: for a page of a PDF named with `--documents` (default: the bundled samples), read from that
+PDF's own text layer, recognised by how the page looks (launchers/vllm_standin/known_pages.py: the stand-in
+only ever sees the page image, as a real model would); for anything else, a fixed simulated page. Every
+answer says it is simulated. The gateway listens on 127.0.0.1 only. Ctrl-C or SIGTERM stops everything.
 """
 
 from __future__ import annotations
@@ -36,6 +39,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--free-ports", action="store_true", help="run the stand-ins on free ports instead of the configured ones"
     )
+    parser.add_argument(
+        "--documents",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="PDFs you will send: the simulated dots-ocr answers their pages from the PDFs' own text layer "
+        "(default: the bundled samples in tests/fixtures/documents)",
+    )
     args = parser.parse_args(argv)
     if args.port is None:
         try:
@@ -43,6 +54,11 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as exc:
             parser.error(str(exc))
 
+    documents = [path.resolve() for path in args.documents] if args.documents else _sample_documents()
+    missing = [str(path) for path in documents if not path.is_file()]
+    if missing:
+        print(f"demo: no such document: {', '.join(missing)}", file=sys.stderr)
+        return 2
     registry = load_registry(PROJECT_ROOT / "model_configs", PROJECT_ROOT / "prompts")
     servable = {name: config for name, config in registry.items() if config.vllm_supported and config.serving}
     ports = {name: config.serving.port for name, config in servable.items() if config.serving}
@@ -71,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             standin_args = ["--host", "127.0.0.1", "--port", str(port), "--model", name, "--root", config.hf_repo]
             standin_args += ["--max-model-len", str(max_model_len), "--tokens-per-s", str(args.tokens_per_s)]
             if "layout" in config.tasks:  # answer document prompts in the model's own output format
-                standin_args += ["--answers", "dots-ocr"]
+                standin_args += ["--answers", "dots-ocr", "--documents", *map(str, documents)]
             processes.append(_spawn(["-m", "launchers.vllm_standin", *standin_args, "--reply", reply]))
         upstreams = {name: f"http://127.0.0.1:{port}/v1" for name, port in ports.items()}
         gateway_env = {
@@ -85,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         processes.append(_spawn(["-m", "gateway"], gateway_env))
         _wait_ready(f"http://127.0.0.1:{args.port}")
-        _print_banner(args.port, list(ports))
+        _print_banner(args.port, list(ports), documents)
         while all(process.poll() is None for process in processes):
             time.sleep(0.5)
         print("demo: a process exited unexpectedly; stopping the rest", file=sys.stderr)
@@ -97,6 +113,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         _stop(processes)
+
+
+def _sample_documents() -> list[Path]:
+    return sorted((Path(PROJECT_ROOT) / "tests" / "fixtures" / "documents").glob("*.pdf"))
 
 
 def _spawn(args: list[str], extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
@@ -139,14 +159,19 @@ def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def _print_banner(port: int, models: list[str]) -> None:
+def _print_banner(port: int, models: list[str], documents: list[Path]) -> None:
     base = f"http://127.0.0.1:{port}"
+    known = ", ".join(path.name for path in documents)
     print(
         f"""
 ==============================================================================
  SIMULATED DEMO - no GPU, no model: every answer comes from a vLLM stand-in.
  Gateway: {base}   models: {", ".join(models)}
+ dots-ocr answers the pages of these PDFs from their own text layer (recognised
+ by their look; --documents to name yours): {known}.
+ Anything else gets a fixed simulated page. All of it is labelled SIMULATED.
 ==============================================================================
+ curl -F file=@{os.path.relpath(documents[0]) if documents else "page.pdf"} -F format=markdown {base}/v1/ocr
  curl {base}/v1/models
  curl {base}/v1/chat/completions -H 'Content-Type: application/json' \\
    -d '{{"model": "{models[0]}", "messages": [{{"role": "user", "content": "Hello"}}]}}'
