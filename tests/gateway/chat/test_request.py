@@ -89,6 +89,10 @@ def test_real_images_of_every_common_format_pass(fmt: str, media_type: str) -> N
         ("data:image/png;base64,!!!not-base64!!!", "valid base64"),
         (
             "data:image/png;base64," + base64.b64encode(b"%PDF-1.7 this is a pdf file").decode(),
+            "holds a PDF: send it to /v1/ocr or /v1/layout",
+        ),
+        (
+            "data:image/png;base64," + base64.b64encode(b"GIF87 is not quite an image").decode(),
             "does not hold an image",
         ),
     ],
