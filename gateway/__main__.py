@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import logging.config
+import socket
 import sys
 
 import uvicorn
@@ -31,6 +33,15 @@ def main() -> int:
     except ConfigError as exc:
         print(f"gateway: bad configuration: {exc}", file=sys.stderr)
         return 2
+    busy = _port_taken(settings.host, settings.port)
+    if busy:
+        other = settings.port + 1 if settings.port < 65535 else settings.port - 1
+        print(
+            f"gateway: cannot listen on {settings.host}:{settings.port}: {busy}; pick another port with "
+            f"GATEWAY_PORT (e.g. GATEWAY_PORT={other} make run)",
+            file=sys.stderr,
+        )
+        return 2
     # JSON lines (or text) for the gateway's loggers and uvicorn's alike; uvicorn applies it again, unchanged.
     log_config = logging_config(settings.log_format, settings.log_level)
     logging.config.dictConfig(log_config)
@@ -48,6 +59,20 @@ def main() -> int:
         proxy_headers=False,  # the gateway never uses the client address; skipping it saves per-request work
     )
     return 0
+
+
+def _port_taken(host: str, port: int) -> str | None:
+    """Why the gateway cannot listen on host:port, or None. Checked before start-up so the answer names the
+    setting; uvicorn alone would log `[Errno 98]` after the whole app was built. (Another process may still take
+    the port in between: then uvicorn's own error stands.)"""
+    if port == 0:
+        return None
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.create_server((host, port), family=family):  # SO_REUSEADDR, as uvicorn binds
+            return None
+    except OSError as exc:
+        return "the port is already in use" if exc.errno == errno.EADDRINUSE else str(exc)
 
 
 if __name__ == "__main__":

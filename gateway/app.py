@@ -27,6 +27,7 @@ from gateway.observability.metrics_middleware import MetricsMiddleware
 from gateway.observability.request_id import RequestIdMiddleware
 from gateway.routes import chat, documents, health, jobs, metrics, models
 from gateway.routes.dependencies import GatewayState
+from gateway.routes.docs_pages import install_docs_pages
 from gateway.routes.openapi import install_openapi
 from gateway.security.auth import AuthMiddleware, load_key_ring, make_limiter
 from gateway.security.cors import cors_middleware
@@ -147,6 +148,8 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
         version=__version__,
         description="OpenAI-compatible gateway in front of per-model vLLM servers: image chat, OCR and layout.",
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc without a CDN: routes/docs_pages.py
+        redoc_url=None,
         max_body_size=settings.max_body_bytes,  # FastAPI's routes; the chat hot path checks its own
     )
     app.state.gateway = state
@@ -157,6 +160,7 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
     for module in (models, documents, jobs, health, metrics):
         app.include_router(module.router)
     install_openapi(app)
+    install_docs_pages(app)
     install_error_handlers(app)
     chat_app: ASGIApp = chat_endpoint
     if keys is not None and limiter is not None:  # no keys: nothing on the request path at all

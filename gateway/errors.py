@@ -29,6 +29,7 @@ the log. Code raises these and never returns an error inside a union value.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -91,8 +92,10 @@ class ModelNotFound(GatewayError):
     error_type = "invalid_request_error"
     code = "model_not_found"
 
-    def __init__(self, model: str) -> None:
-        super().__init__(f"The model `{model}` does not exist.", param="model")
+    def __init__(self, model: str, served: Iterable[str]) -> None:
+        # OpenAI's sentence first (clients match on it), then what would have worked.
+        names = ", ".join(sorted(served)) or "none"
+        super().__init__(f"The model `{model}` does not exist. Served models: {names} (GET /v1/models).", param="model")
 
 
 class JobNotFound(GatewayError):

@@ -15,6 +15,7 @@ import sys
 
 from gateway.models.memory_plan import PlanError
 from launchers.errors import LauncherError
+from launchers.ports import gateway_port_from_env
 from launchers.run_state import DEFAULT_LOG_DIR
 
 
@@ -33,7 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("models", nargs="*", help="models to serve (default: the profile's)")
     up.add_argument("--profile", default=None)
     up.add_argument("--gpu-mem", default=None)
-    up.add_argument("--gateway-port", type=int, default=8000)
+    up.add_argument("--gateway-port", type=int, default=None, help="default: GATEWAY_PORT, else 8000")
     up.add_argument("--startup-timeout", type=float, default=900.0, help="seconds each server may take to be healthy")
     up.add_argument("--log-dir", default=DEFAULT_LOG_DIR)
 
@@ -59,6 +60,12 @@ def main(argv: list[str] | None = None) -> int:
             return run_plan(args)
         if args.command == "up":
             from launchers.supervisor import run_up
+
+            if args.gateway_port is None:
+                try:
+                    args.gateway_port = gateway_port_from_env()
+                except ValueError as exc:
+                    raise LauncherError(str(exc)) from None
 
             return run_up(args)
         if args.command == "down":

@@ -1,8 +1,11 @@
 """`make demo`: the real gateway in front of SIMULATED vLLM servers, for trying every endpoint without a GPU.
 
 Each model vLLM can serve gets a vLLM stand-in on the port its config names (so the gateway's default
-upstream URLs just work), answering with canned text. The gateway listens on 127.0.0.1 only. Ctrl-C or
-SIGTERM stops everything.
+upstream URLs just work). Chat gets canned text. dots-ocr's document prompts get answers in dots.ocr's own
+output format: for a page of a PDF named with `--documents` (default: the bundled samples), read from that
+PDF's own text layer, recognised by how the page looks (launchers/vllm_standin/known_pages.py: the stand-in
+only ever sees the page image, as a real model would); for anything else, a fixed simulated page. Every
+answer says it is simulated. The gateway listens on 127.0.0.1 only. Ctrl-C or SIGTERM stops everything.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import httpx
 
 from gateway.models.registry import load_registry
 from gateway.settings import PROJECT_ROOT
+from launchers.ports import gateway_port_from_env, in_use, pick_another
 
 _READY_TIMEOUT_S = 20.0
 _STOP_GRACE_S = 5.0
@@ -30,23 +34,44 @@ _STOP_GRACE_S = 5.0
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--port", type=int, default=8000, help="gateway port (default 8000)")
+    parser.add_argument("--port", type=int, default=None, help="gateway port (default: GATEWAY_PORT, else 8000)")
     parser.add_argument("--tokens-per-s", type=float, default=40.0, help="simulated generation speed")
     parser.add_argument(
         "--free-ports", action="store_true", help="run the stand-ins on free ports instead of the configured ones"
     )
+    parser.add_argument(
+        "--documents",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="PDFs you will send: the simulated dots-ocr answers their pages from the PDFs' own text layer "
+        "(default: the bundled samples in tests/fixtures/documents)",
+    )
     args = parser.parse_args(argv)
+    if args.port is None:
+        try:
+            args.port = gateway_port_from_env()
+        except ValueError as exc:
+            parser.error(str(exc))
 
+    documents = [path.resolve() for path in args.documents] if args.documents else _sample_documents()
+    missing = [str(path) for path in documents if not path.is_file()]
+    if missing:
+        print(f"demo: no such document: {', '.join(missing)}", file=sys.stderr)
+        return 2
     registry = load_registry(PROJECT_ROOT / "model_configs", PROJECT_ROOT / "prompts")
     servable = {name: config for name, config in registry.items() if config.vllm_supported and config.serving}
     ports = {name: config.serving.port for name, config in servable.items() if config.serving}
     if args.free_ports:
         ports = {name: _free_port() for name in ports}
-    busy = [f"{port} ({name})" for name, port in ports.items() if _in_use(port)] + (
-        [f"{args.port} (gateway)"] if _in_use(args.port) else []
-    )
-    if busy:
-        print(f"demo: ports already in use: {', '.join(busy)}; stop what holds them first", file=sys.stderr)
+    busy_standins = [f"{port} ({name})" for name, port in ports.items() if in_use(port)]
+    if busy_standins:
+        advice = "stop what holds them, or run the stand-ins on free ports: make demo DEMO_ARGS=--free-ports"
+        print(f"demo: ports already in use: {', '.join(busy_standins)}; {advice}", file=sys.stderr)
+        return 2
+    if in_use(args.port):
+        advice = pick_another(args.port, "make demo", "python -m launchers.demo --port")
+        print(f"demo: the gateway port {args.port} is already in use; {advice}", file=sys.stderr)
         return 2
 
     processes: list[subprocess.Popen[bytes]] = []
@@ -62,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             standin_args = ["--host", "127.0.0.1", "--port", str(port), "--model", name, "--root", config.hf_repo]
             standin_args += ["--max-model-len", str(max_model_len), "--tokens-per-s", str(args.tokens_per_s)]
             if "layout" in config.tasks:  # answer document prompts in the model's own output format
-                standin_args += ["--answers", "dots-ocr"]
+                standin_args += ["--answers", "dots-ocr", "--documents", *map(str, documents)]
             processes.append(_spawn(["-m", "launchers.vllm_standin", *standin_args, "--reply", reply]))
         upstreams = {name: f"http://127.0.0.1:{port}/v1" for name, port in ports.items()}
         gateway_env = {
@@ -76,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         processes.append(_spawn(["-m", "gateway"], gateway_env))
         _wait_ready(f"http://127.0.0.1:{args.port}")
-        _print_banner(args.port, list(ports))
+        _print_banner(args.port, list(ports), documents)
         while all(process.poll() is None for process in processes):
             time.sleep(0.5)
         print("demo: a process exited unexpectedly; stopping the rest", file=sys.stderr)
@@ -90,6 +115,10 @@ def main(argv: list[str] | None = None) -> int:
         _stop(processes)
 
 
+def _sample_documents() -> list[Path]:
+    return sorted((Path(PROJECT_ROOT) / "tests" / "fixtures" / "documents").glob("*.pdf"))
+
+
 def _spawn(args: list[str], extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     env = {**os.environ, **(extra_env or {})}
     return subprocess.Popen([sys.executable, *args], cwd=Path(PROJECT_ROOT), env=env)
@@ -99,11 +128,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def _in_use(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _wait_ready(root_url: str) -> None:
@@ -135,14 +159,19 @@ def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def _print_banner(port: int, models: list[str]) -> None:
+def _print_banner(port: int, models: list[str], documents: list[Path]) -> None:
     base = f"http://127.0.0.1:{port}"
+    known = ", ".join(path.name for path in documents)
     print(
         f"""
 ==============================================================================
  SIMULATED DEMO - no GPU, no model: every answer comes from a vLLM stand-in.
  Gateway: {base}   models: {", ".join(models)}
+ dots-ocr answers the pages of these PDFs from their own text layer (recognised
+ by their look; --documents to name yours): {known}.
+ Anything else gets a fixed simulated page. All of it is labelled SIMULATED.
 ==============================================================================
+ curl -F file=@{os.path.relpath(documents[0]) if documents else "page.pdf"} -F format=markdown {base}/v1/ocr
  curl {base}/v1/models
  curl {base}/v1/chat/completions -H 'Content-Type: application/json' \\
    -d '{{"model": "{models[0]}", "messages": [{{"role": "user", "content": "Hello"}}]}}'

@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import sys
 import threading
 import time
@@ -27,6 +26,7 @@ from gateway.models.memory_plan import Plan
 from gateway.models.registry import ModelConfig
 from launchers import run_state
 from launchers.errors import LauncherError
+from launchers.ports import in_use, pick_another
 from launchers.process_group import Group, is_running, proc_start, spawn, stop_groups
 from launchers.run_state import Kind, ProcessRecord, RunState, read_state, remove_state, state_path
 from launchers.serve_args import lowered_pixel_caps, vllm_command
@@ -276,14 +276,14 @@ def _refuse_busy_ports(ports: list[tuple[int, str]]) -> None:
         if port in seen:
             raise LauncherError(f"{name} and {seen[port]} are both configured for port {port}")
         seen[port] = name
-    busy = [f"{port} ({name})" for port, name in ports if _in_use(port)]
+    busy = [(port, name) for port, name in ports if in_use(port)]
     if busy:
-        raise LauncherError(f"port already in use: {', '.join(busy)}; stop what listens there first")
-
-
-def _in_use(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
+        listed = ", ".join(f"{port} ({name})" for port, name in busy)
+        advice = "stop what listens there first"
+        if any(name == "gateway" for _, name in busy):
+            gateway_port = next(port for port, name in busy if name == "gateway")
+            advice += ", or " + pick_another(gateway_port, "make up", "python -m launchers up --gateway-port")
+        raise LauncherError(f"port already in use: {listed}; {advice}")
 
 
 def _status_code(url: str) -> int | None:

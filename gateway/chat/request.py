@@ -19,7 +19,14 @@ from typing import Any, ClassVar
 import orjson
 
 from gateway.errors import InvalidRequest
-from gateway.http.media_types import IMAGE_KINDS, base64_image_is_whole, image_media_type, is_remote_url
+from gateway.http.media_types import (
+    IMAGE_KINDS,
+    PDF_GOES_TO_DOCUMENTS,
+    REMOTE_IMAGES_OFF,
+    base64_image_is_whole,
+    image_media_type,
+    is_remote_url,
+)
 from gateway.http.request_body import json_object, json_type
 
 # `max_tokens` is the older name of `max_completion_tokens`; vLLM accepts both.
@@ -149,7 +156,7 @@ def check_image_url(url: str, param: str) -> None:
     """Accept only an inline `data:image/...;base64,` URL whose bytes start like an image file."""
     if is_remote_url(url):
         raise InvalidRequest(
-            f"`{param}`: remote image URLs are not fetched; send the image inline as a data: URL",
+            f"`{param}`: {REMOTE_IMAGES_OFF}; send the image inline as a data: URL",
             param=param,
         )
     if not url.startswith("data:"):
@@ -158,12 +165,16 @@ def check_image_url(url: str, param: str) -> None:
     if not comma or not header.endswith(";base64"):
         raise InvalidRequest(f"`{param}` must be a base64 data: URL (data:image/png;base64,...)", param=param)
     media_type = header.removesuffix(";base64").split(";")[0].strip().lower()
+    if media_type == "application/pdf":
+        raise InvalidRequest(f"`{param}` is {PDF_GOES_TO_DOCUMENTS}", param=param)
     if not media_type.startswith("image/"):
         raise InvalidRequest(f"`{param}` is a data: URL of {media_type or 'no type'}, not an image", param=param)
     try:
         head = base64.b64decode(payload[:_SIGNATURE_CHARS], validate=True)
     except (binascii.Error, ValueError):
         raise InvalidRequest(f"`{param}` does not hold valid base64 data", param=param) from None
+    if head.startswith(b"%PDF-"):
+        raise InvalidRequest(f"`{param}` holds {PDF_GOES_TO_DOCUMENTS}", param=param)
     kind = image_media_type(head)
     if kind is None:
         raise InvalidRequest(f"`{param}` does not hold an image (expected {IMAGE_KINDS} data)", param=param)

@@ -153,7 +153,7 @@ def resolve_model(pipeline: DocumentPipeline, options: DocumentOptions, task: Do
     name = options.model or DEFAULT_MODEL
     model = pipeline.models.get(name)
     if model is None:
-        raise ModelNotFound(name)
+        raise ModelNotFound(name, pipeline.models)
     if task not in model.config.tasks:
         raise InvalidRequest(f"model {name} does not do {task}; its tasks are {model.config.tasks}", param="model")
     return model
@@ -216,8 +216,13 @@ async def _json_document(
         if not batch or isinstance(exc, ClientDisconnected):
             raise
         return {"filename": file.name, "status": "failed", "error": exc.body()["error"]}
+    # total_ms is this document's wall clock; upstream_ms_sum adds up every page's time at the model, and pages
+    # run concurrently, so on a multi-page document it may well exceed total_ms. `upstream_ms` is its old name,
+    # kept for clients that read it.
+    upstream_ms_sum = sum(page.result.upstream_ms for page in pages if page.result)
     timings = {
-        "upstream_ms": sum(page.result.upstream_ms for page in pages if page.result),
+        "upstream_ms_sum": upstream_ms_sum,
+        "upstream_ms": upstream_ms_sum,
         "total_ms": (time.perf_counter() - started) * 1000,
     }
     answer = document_json(f"doc-{uuid.uuid4().hex}", model.name, task, pages, timings, filename=file.name)

@@ -17,7 +17,7 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
 from gateway.errors import BodyTooLarge, InvalidRequest
-from gateway.http.media_types import is_remote_url
+from gateway.http.media_types import REMOTE_IMAGES_OFF, is_remote_url
 from gateway.http.request_body import json_object, read_body
 from gateway.security.remote_images import RemoteImageFetcher
 
@@ -168,7 +168,7 @@ async def _from_json(
 
 async def _fetch_image(url: str, remote_images: RemoteImageFetcher | None, max_bytes: int) -> bytes:
     if remote_images is None or not remote_images.enabled:
-        message = "`image`: remote image URLs are not fetched; send the image as a data: URL or base64"
+        message = f"`image`: {REMOTE_IMAGES_OFF}; send the image as a data: URL or base64"
         raise InvalidRequest(message, param="image")
     return (await remote_images.fetch(url, param="image", max_bytes=max_bytes)).data
 

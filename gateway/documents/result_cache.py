@@ -92,7 +92,11 @@ async def cached_document(store: CacheStore, key: str, file: DocumentFile, start
     answer = {"id": f"doc-{uuid.uuid4().hex}", **document, "cached": True}
     if file.name:
         answer["filename"] = file.name
-    answer["timings"] = {"upstream_ms": 0.0, "total_ms": round((time.perf_counter() - started) * 1000, 2)}
+    answer["timings"] = {
+        "upstream_ms_sum": 0.0,
+        "upstream_ms": 0.0,
+        "total_ms": round((time.perf_counter() - started) * 1000, 2),
+    }
     return answer
 
 

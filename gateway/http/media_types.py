@@ -22,6 +22,12 @@ _IMAGE_SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
     (0, b"MM\x00*", "image/tiff"),  # big-endian
 )
 IMAGE_KINDS = "PNG, JPEG, GIF, WebP, BMP or TIFF"
+# Said wherever remote image URLs are refused because the operator allowed none: the setting that changes it.
+REMOTE_IMAGES_OFF = (
+    "remote image URLs are not fetched: no domain is allowed (the operator's GATEWAY_REMOTE_IMAGE_DOMAINS is empty)"
+)
+# Said wherever a PDF arrives where only images go: chat models see images, the document routes render PDFs.
+PDF_GOES_TO_DOCUMENTS = "a PDF: send it to /v1/ocr or /v1/layout (multipart `file`), which render its pages"
 _REMOTE_SCHEMES = ("http://", "https://")
 
 

@@ -45,7 +45,7 @@ class ChatCompletionsEndpoint:
         info = inspect_chat_request(body, state.settings.max_completion_tokens, remote_images=self._remote_images)
         model = state.models.get(info.model)
         if model is None:
-            raise ModelNotFound(info.model)
+            raise ModelNotFound(info.model, state.models)
         scope["state"]["model"] = model.name  # read by MetricsMiddleware
         if info.remote_images:  # only after the model is known: nothing is fetched for a request bound to fail
             body = await run_unless_disconnected(receive, _inline_remote_images(state, body, info.remote_images))

@@ -26,6 +26,8 @@ def _card(model: ServedModel, state: GatewayState) -> ModelCard:
 
 
 @router.get("/v1/models", response_model=ModelList, response_model_exclude_none=True)
+# A trailing slash answers the same (clients that join base URL and path add one); one entry in the OpenAPI document.
+@router.get("/v1/models/", response_model=ModelList, response_model_exclude_none=True, include_in_schema=False)
 async def list_models(state: StateDep, verbose: bool = False) -> ModelList:
     """Every model this gateway serves; `status` comes from the upstreams' last health probe.
 
@@ -48,5 +50,5 @@ async def retrieve_model(model_id: str, state: StateDep) -> ModelCard:
     """One served model."""
     model = state.models.get(model_id)
     if model is None:
-        raise ModelNotFound(model_id)
+        raise ModelNotFound(model_id, state.models)
     return _card(model, state)

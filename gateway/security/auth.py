@@ -27,8 +27,14 @@ from gateway.observability.metrics import GatewayMetrics
 from gateway.security.rate_limit import KeyPolicy, Limiter, MemoryLimiter, RedisLimiter, Ticket
 from gateway.settings import Settings
 
-# Liveness, readiness and the API's own documentation stay reachable without a key.
-OPEN_PATHS = frozenset({"/health", "/ready", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+# Liveness, readiness and the API's own documentation (its pages' scripts and styles too, gateway/routes/docs_pages.py)
+# stay reachable without a key.
+DOCS_ASSET_PREFIX = "/docs/assets/"
+DOCS_ASSETS = ("swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js", "favicon.png")
+OPEN_PATHS = frozenset(
+    {"/health", "/ready", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
+    | {DOCS_ASSET_PREFIX + name for name in DOCS_ASSETS}
+)
 METRICS_PATH = "/metrics"
 
 

@@ -17,6 +17,7 @@ from aiohttp import web
 from .app import create_standin_app
 from .config import DEFAULT_REPLY, StandinConfig
 from .dots_answers import dots_ocr_responder
+from .known_pages import load_known_pages
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,6 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="reply",
         help="dots-ocr: answer document prompts in dots.ocr's output format (layout JSON, Markdown)",
     )
+    parser.add_argument(
+        "--documents",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="with --answers dots-ocr: PDFs whose pages, when sent, are answered from their own text layer",
+    )
     return parser
 
 
@@ -69,7 +77,7 @@ def config_from_args(args: argparse.Namespace) -> StandinConfig:
         chunk_tokens=args.chunk_tokens,
         api_key=args.api_key,
         error_shape=args.error_shape,
-        responder=dots_ocr_responder(reply) if args.answers == "dots-ocr" else None,
+        responder=dots_ocr_responder(reply, load_known_pages(args.documents)) if args.answers == "dots-ocr" else None,
     )
 
 

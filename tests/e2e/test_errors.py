@@ -60,7 +60,17 @@ def _closed_port() -> int:
         (
             chat_with_image(CHAT_MODEL, "http://169.254.169.254/latest/meta-data"),
             "messages[0].content[0].image_url.url",
-            "remote image URLs are not fetched",
+            "GATEWAY_REMOTE_IMAGE_DOMAINS",
+        ),
+        (
+            chat_with_image(CHAT_MODEL, "data:application/pdf;base64,JVBERi0xLjcK"),
+            "messages[0].content[0].image_url.url",
+            "send it to /v1/ocr or /v1/layout",
+        ),
+        (
+            chat_with_image(CHAT_MODEL, "data:image/png;base64,JVBERi0xLjcKJeLjz9MKMSAwIG9iago="),
+            "messages[0].content[0].image_url.url",
+            "send it to /v1/ocr or /v1/layout",
         ),
     ],
 )
@@ -243,3 +253,25 @@ def test_unknown_route_and_wrong_method_are_openai_shaped(gateway: GatewayServer
     wrong = httpx.get(gateway.base_url + "/chat/completions")
     assert wrong.status_code == 405
     assert _error(wrong)["type"] == "invalid_request_error"
+
+
+def test_an_unknown_model_is_a_404_listing_the_served_ones(gateway: GatewayServer) -> None:
+    chat = _post(gateway, {"model": "gpt-4o", "messages": HI})
+    document = httpx.post(gateway.base_url + "/ocr", data={"model": "gpt-4o"}, files={"file": ("a.png", b"x")})
+    card = httpx.get(gateway.base_url + "/models/gpt-4o")
+    for response in (chat, document, card):
+        assert response.status_code == 404
+        assert f"Served models: {CHAT_MODEL} (GET /v1/models)" in str(_error(response)["message"])
+
+
+def test_models_with_a_trailing_slash_answers_like_without(gateway: GatewayServer) -> None:
+    with_slash = httpx.get(gateway.base_url + "/models/")
+    assert with_slash.status_code == 200
+    assert with_slash.json()["data"] == httpx.get(gateway.base_url + "/models").json()["data"]
+
+
+def test_an_unsupported_document_format_lists_pdf(gateway: GatewayServer) -> None:
+    text = {"file": ("notes.txt", b"plain text, no image")}
+    response = httpx.post(gateway.base_url + "/ocr", data={"model": CHAT_MODEL}, files=text)
+    assert response.status_code == 400
+    assert "PDF, JPEG, PNG" in str(_error(response)["message"])

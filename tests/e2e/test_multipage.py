@@ -53,6 +53,9 @@ def test_every_page_of_a_pdf_in_page_order_at_200_dpi(gateway: GatewayServer, do
         assert (page["width"], page["height"], page["dpi"]) == (2339, 3308, 200)
         assert page["status"] == "ok"
     assert document["markdown"].count("# A Simulated Page") == 2
+    # The wall clock and the sum over pages, each named for what it is; `upstream_ms` is the sum's old name.
+    assert set(document["timings"]) == {"total_ms", "upstream_ms_sum", "upstream_ms"}
+    assert document["timings"]["upstream_ms"] == document["timings"]["upstream_ms_sum"]
     requests = _chat_requests(dots)
     assert len(requests) == 2
     # Both pages were in flight together (each takes 0.2 s in the stand-in), not one after the other.

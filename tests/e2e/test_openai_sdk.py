@@ -126,7 +126,7 @@ def test_unknown_model_is_a_404_in_openai_shape(gateway: GatewayServer) -> None:
     with _client(gateway) as client, pytest.raises(openai.NotFoundError) as caught:
         client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
     assert caught.value.body == {
-        "message": "The model `gpt-4o` does not exist.",
+        "message": "The model `gpt-4o` does not exist. Served models: qwen3-vl-2b (GET /v1/models).",
         "type": "invalid_request_error",
         "param": "model",
         "code": "model_not_found",

@@ -54,3 +54,21 @@ def test_demo_serves_every_servable_model_and_stops_on_sigterm() -> None:
     # Everything it started is gone: the gateway port no longer answers.
     with socket.socket() as sock:
         assert sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_demo_takes_its_port_from_gateway_port_and_says_how_to_pick_another() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "launchers.demo", "--free-ports"],
+            env={**os.environ, "GATEWAY_PORT": str(port)},
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 2
+    assert f"the gateway port {port} is already in use" in done.stderr
+    assert f"GATEWAY_PORT={port + 1} make demo (or python -m launchers.demo --port {port + 1})" in done.stderr

@@ -201,6 +201,13 @@ def test_refusals_are_one_line_errors(
         fake_planner["resolution"] = fake_resolution({FIRST: port})
         err = _one_line_error(capsys, ["up", "--log-dir", str(tmp_path), "--gateway-port", str(free_port())])
         assert f"port already in use: {port} ({FIRST})" in err
+        # The gateway's port comes from GATEWAY_PORT unless --gateway-port says otherwise.
+        fake_planner["resolution"] = fake_resolution({FIRST: free_port()})
+        monkeypatch.setenv("GATEWAY_PORT", str(port))
+        err = _one_line_error(capsys, ["up", "--log-dir", str(tmp_path)])
+        assert f"port already in use: {port} (gateway)" in err
+        assert f"GATEWAY_PORT={port + 1} make up (or python -m launchers up --gateway-port {port + 1})" in err
+        monkeypatch.delenv("GATEWAY_PORT")
     fake_planner["resolution"] = fake_resolution({FIRST: free_port()}, fits=False)
     err = _one_line_error(capsys, ["up", "--log-dir", str(tmp_path)])
     assert "does not fit on a 12 GiB card; fixes: drop phi-3.5-vision; use --gpu-mem 16" in err

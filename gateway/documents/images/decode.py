@@ -144,7 +144,8 @@ def _sniff(data: bytes, param: str) -> str:
             return name
     if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
         return "WebP"
-    accepted = ", ".join(ACCEPTED_FORMATS)
+    # Documents also take PDFs and multi-page TIFFs (sources/pages.py sniffs those before an image is decoded).
+    accepted = "PDF, " + ", ".join(ACCEPTED_FORMATS)
     for signature, name in _OTHER_SIGNATURES:
         if data.startswith(signature):
             raise ImageRejected(f"`{param}` has unsupported format {name}; send one of {accepted}", param=param)

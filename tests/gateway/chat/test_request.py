@@ -82,13 +82,17 @@ def test_real_images_of_every_common_format_pass(fmt: str, media_type: str) -> N
 @pytest.mark.parametrize(
     ("url", "complaint"),
     [
-        ("https://example.com/cat.png", "remote image URLs are not fetched"),
+        ("https://example.com/cat.png", "GATEWAY_REMOTE_IMAGE_DOMAINS is empty"),
         ("file:///etc/passwd", "must be a data: URL"),
         ("data:image/png,rawbytes", "must be a base64 data: URL"),
         ("data:text/plain;base64," + base64.b64encode(b"hello world, not an image").decode(), "not an image"),
         ("data:image/png;base64,!!!not-base64!!!", "valid base64"),
         (
             "data:image/png;base64," + base64.b64encode(b"%PDF-1.7 this is a pdf file").decode(),
+            "holds a PDF: send it to /v1/ocr or /v1/layout",
+        ),
+        (
+            "data:image/png;base64," + base64.b64encode(b"GIF87 is not quite an image").decode(),
             "does not hold an image",
         ),
     ],
