@@ -101,6 +101,11 @@ class Settings(BaseSettings):
     job_result_ttl_s: float = Field(7 * 24 * 3600.0, gt=0)
     job_concurrency: int = Field(2, ge=1)
     cache_max_bytes: int = Field(256 * 1024 * 1024, ge=0)
+    # With API keys, each key's jobs are its own; a key may hold at most this many unfinished (queued or
+    # running) jobs, and this many bytes in the store (uploads of unfinished jobs plus kept results). Past
+    # either, POST /v1/jobs is a 429 with Retry-After. 0: no bound.
+    max_queued_jobs_per_key: int = Field(100, ge=0)
+    max_job_bytes_per_key: int = Field(1024 * 1024 * 1024, ge=0)
 
     # API keys (gateway/security/auth.py): comma-separated keys, and/or a YAML file of {name, key, requests_per_minute?,
     # max_concurrency?}. None configured: the gateway is open. Limits per key, 0 = unlimited; shared by

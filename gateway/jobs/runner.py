@@ -30,7 +30,9 @@ from gateway.documents.pipeline import DocumentPipeline, json_answer, resolve_mo
 from gateway.documents.request import DocumentFile, DocumentOptions
 from gateway.documents.sources.pages import open_document, parse_pages
 from gateway.errors import GatewayError, JobConflict, JobNotFound
-from gateway.jobs.store import JobRecord, Store
+from gateway.jobs.job_queries import JobPage, list_jobs, visible_to
+from gateway.jobs.owner_bounds import check_owner_bounds
+from gateway.jobs.store import JobRecord, JobStatus, Store
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -68,6 +70,7 @@ class JobRunner:
         self._writes: set[asyncio.Task[Any]] = set()  # progress writes in flight
         self._sweeper: asyncio.Task[None] | None = None
         self._closing = False
+        self._admission = asyncio.Lock()  # a key's bounds are checked and its job stored as one step
 
     async def start(self) -> None:
         """Expire old jobs, resume the ones a previous process left unfinished, start the periodic sweep."""
@@ -93,37 +96,51 @@ class JobRunner:
         await asyncio.gather(*running, return_exceptions=True)
         await asyncio.gather(*self._writes, return_exceptions=True)
 
-    async def submit(self, task: DocumentTask, files: list[DocumentFile], options: DocumentOptions) -> str:
-        """Store a job (queued) and schedule it; the job's id. Raises InvalidRequest for what cannot be run."""
+    async def submit(
+        self,
+        task: DocumentTask,
+        files: list[DocumentFile],
+        options: DocumentOptions,
+        *,
+        owner: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> str:
+        """Store a job (queued) and schedule it; the job's id. Raises InvalidRequest for what cannot be run,
+        RateLimited (429) when `owner` is past its bounds. `extra` is stored beside the options (`mistral`:
+        the answer's shape and annotation requests, see mistral_ocr/)."""
         pipeline = self._pipeline
         model = resolve_model(pipeline, options, task)
         pages_total = await asyncio.to_thread(count_pages, files, options, pipeline.settings)
         job_id = f"job-{uuid.uuid4().hex}"
-        await asyncio.to_thread(
-            self.store.create_job,
-            job_id,
-            task,
-            model.name,
-            options.model_dump(mode="json"),
-            files,
-            pages_total=pages_total,
-        )
+        stored = {**options.model_dump(mode="json"), **(extra or {})}
+        async with self._admission:
+            if owner is not None:
+                size = sum(len(file.data) for file in files)
+                await asyncio.to_thread(check_owner_bounds, self.store, self.settings, owner, size)
+            await asyncio.to_thread(
+                self.store.create_job, job_id, task, model.name, stored, files, pages_total=pages_total, owner=owner
+            )
         self._schedule(job_id, resumed=False)
         return job_id
 
-    async def get(self, job_id: str) -> JobRecord:
-        """The job, with live progress if it runs here; JobNotFound if unknown."""
+    async def listing(self, owner: str | None, *, limit: int, after: str | None, status: JobStatus | None) -> JobPage:
+        """The owner's jobs, newest first; `after` is a job id from an earlier page (JobNotFound if not visible)."""
+        cursor = None if after is None else await self.get(after, owner, param="after")
+        return await asyncio.to_thread(list_jobs, self.store, owner, limit=limit, after=cursor, status=status)
+
+    async def get(self, job_id: str, owner: str | None = None, *, param: str = "id") -> JobRecord:
+        """The job, with live progress if it runs here; JobNotFound if unknown or another key's."""
         job = await asyncio.to_thread(self.store.get_job, job_id)
-        if job is None:
-            raise JobNotFound(job_id)
+        if job is None or not visible_to(job, owner):  # another key's job is as absent as a deleted one
+            raise JobNotFound(job_id, param=param)
         live = self._progress.get(job_id)
         if live is not None and not job.finished and live > job.pages_done:
             job = replace(job, pages_done=live)
         return job
 
-    async def result(self, job_id: str) -> bytes:
+    async def result(self, job_id: str, owner: str | None = None) -> bytes:
         """A succeeded job's JSON answer; JobConflict (409) while it has none, JobNotFound if unknown."""
-        job = await self.get(job_id)
+        job = await self.get(job_id, owner)
         if job.status != "succeeded":
             if job.finished:
                 message = f"job {job_id} is {job.status}: it has no result (GET /v1/jobs/{job_id} says why)"
@@ -135,9 +152,9 @@ class JobRunner:
             raise JobNotFound(job_id)
         return body
 
-    async def cancel(self, job_id: str) -> JobRecord:
+    async def cancel(self, job_id: str, owner: str | None = None) -> JobRecord:
         """Cancel a queued or running job (its upstream requests are dropped); JobConflict if it has finished."""
-        job = await self.get(job_id)
+        job = await self.get(job_id, owner)
         if job.finished:
             raise JobConflict(f"job {job_id} has already finished: {job.status}", code="job_finished")
         task = self._tasks.get(job_id)

@@ -16,7 +16,8 @@ import pytest
 from pydantic import ValidationError
 
 from gateway.documents.request import DocumentFile
-from gateway.jobs.store import SCHEMA_VERSION, Store, open_store
+from gateway.jobs.store import Store, open_store
+from gateway.jobs.store_schema import SCHEMA_VERSION
 from gateway.models.registry import ConfigError
 from gateway.settings import PROJECT_ROOT, Settings
 
