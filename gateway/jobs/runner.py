@@ -33,6 +33,8 @@ from gateway.errors import GatewayError, JobConflict, JobNotFound
 from gateway.jobs.job_queries import JobPage, list_jobs, visible_to
 from gateway.jobs.owner_bounds import check_owner_bounds
 from gateway.jobs.store import JobRecord, JobStatus, Store
+from gateway.mistral_ocr.answer import check_models, mistral_answer
+from gateway.mistral_ocr.request import MistralRequest, annotation_formats, read_mistral_options
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -123,6 +125,12 @@ class JobRunner:
         self._schedule(job_id, resumed=False)
         return job_id
 
+    async def submit_mistral(self, request: MistralRequest, *, owner: str | None = None) -> str:
+        """A Mistral-shaped OCR request as a job: its result is the answer /v1/ocr would give it."""
+        model, _ = check_models(self._pipeline, request)  # an unknown model or extractor is a 4xx now, not later
+        options = request.document_options(model.name)
+        return await self.submit("ocr", [request.file], options, owner=owner, extra=request.stored())
+
     async def listing(self, owner: str | None, *, limit: int, after: str | None, status: JobStatus | None) -> JobPage:
         """The owner's jobs, newest first; `after` is a job id from an earlier page (JobNotFound if not visible)."""
         cursor = None if after is None else await self.get(after, owner, param="after")
@@ -207,7 +215,9 @@ class JobRunner:
             await asyncio.to_thread(store.finish_job, job_id, "failed", error=error)
             log.warning("job %s failed: %s", job_id, INPUT_LOST)
             return
-        options = DocumentOptions.model_validate(job.options)
+        stored = dict(job.options)
+        mistral = stored.pop("mistral", None)  # a Mistral-shaped request (submit_mistral)
+        options = DocumentOptions.model_validate(stored)
         task: DocumentTask = "layout" if job.task == "layout" else "ocr"
         model = resolve_model(pipeline, options, task)  # a model no longer served fails the job (404 body)
         await asyncio.to_thread(store.start_job, job_id)
@@ -220,7 +230,13 @@ class JobRunner:
             self._progress[job_id] = done
             self._write(asyncio.to_thread(store.set_progress, job_id, done))
 
-        answer = await json_answer(pipeline, model, task, files, options, on_page=on_page)
+        if mistral is not None:
+            mistral_options = read_mistral_options(mistral)
+            document_format, bbox_format = annotation_formats(mistral_options, pipeline.settings)
+            request = MistralRequest(files[0], mistral_options, document_format, bbox_format)
+            answer = await mistral_answer(pipeline, request, on_page=on_page)
+        else:
+            answer = await json_answer(pipeline, model, task, files, options, on_page=on_page)
         finished = await asyncio.to_thread(
             store.finish_job, job_id, "succeeded", result=orjson.dumps(answer), pages_done=job.pages_total
         )

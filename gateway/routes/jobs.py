@@ -19,10 +19,11 @@ from starlette.responses import Response
 
 from gateway.documents.page import DocumentTask
 from gateway.documents.pipeline import check_options
-from gateway.documents.request import read_document_request
+from gateway.documents.request import json_payload, read_document_request
 from gateway.errors import InvalidRequest
 from gateway.jobs.store import JobRecord, JobStatus
-from gateway.routes.dependencies import StateDep
+from gateway.mistral_ocr.request import read_mistral_request
+from gateway.routes.dependencies import GatewayState, StateDep
 from gateway.routes.documents import _openapi
 from gateway.routes.error_responses import ERROR_RESPONSES
 
@@ -74,14 +75,23 @@ def _json(body: Any, status_code: int = 200, headers: dict[str, str] | None = No
     summary="Submit a document job",
 )
 async def create_job(request: Request, state: StateDep) -> Response:
-    """Read a document in the background (any number of pages up to GATEWAY_MAX_DOCUMENT_PAGES); JSON only."""
+    """Read a document in the background (any number of pages up to GATEWAY_MAX_DOCUMENT_PAGES); JSON only.
+
+    A JSON body with `document` is Mistral's OCR request (no `task`): the result is in Mistral's shape.
+    """
     settings = state.settings
+    owner = _owner(request)
+    payload = await json_payload(request, settings.max_body_bytes)
+    if payload is not None and "document" in payload:
+        mistral = await read_mistral_request(payload, settings, state.remote_images)
+        return await _accepted(request, state, await state.jobs.submit_mistral(mistral, owner=owner), owner)
     document = await read_document_request(
         request,
         max_body_bytes=settings.max_body_bytes,
         max_files=settings.max_batch_files,
         extra_fields=("task",),
         remote_images=state.remote_images,
+        payload=payload,
     )
     task = document.extra.get("task")
     if task not in _TASKS:
@@ -89,8 +99,10 @@ async def create_job(request: Request, state: StateDep) -> Response:
     if document.options.format != "json":
         raise InvalidRequest("a job's result is JSON: leave `format` out or set it to json", param="format")
     options = check_options(document.options, task, files=len(document.files))
-    owner = _owner(request)
-    job_id = await state.jobs.submit(task, document.files, options, owner=owner)
+    return await _accepted(request, state, await state.jobs.submit(task, document.files, options, owner=owner), owner)
+
+
+async def _accepted(request: Request, state: GatewayState, job_id: str, owner: str | None) -> Response:
     job = await state.jobs.get(job_id, owner)
     request.state.model = job.model
     return _json(job_json(job), 202, {"Location": f"/v1/jobs/{job_id}"})
