@@ -10,8 +10,8 @@ methods block, so async code calls them through `asyncio.to_thread`.
     results    a finished job's JSON answer
     cache      document answers by content key, bounded in bytes, least recently used evicted first
 
-The schema version is `PRAGMA user_version`; `open_store` creates or migrates the schema and refuses (ConfigError,
-one line) a file that is not a SQLite database or was written by a newer gateway.
+The schema version is `PRAGMA user_version`; `open_store` (store_schema.py) creates or migrates the schema and
+refuses (ConfigError, one line) a file that is not a SQLite database or was written by a newer gateway.
 """
 
 from __future__ import annotations
@@ -28,8 +28,6 @@ from typing import Any, Literal, cast
 import orjson
 
 from gateway.documents.request import DocumentFile
-from gateway.jobs.store_schema import prepare_schema
-from gateway.models.registry import ConfigError
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 FINISHED: tuple[JobStatus, ...] = ("succeeded", "failed", "cancelled")
@@ -290,24 +288,3 @@ class Store:
 
     def schema_version(self) -> int:
         return int(self.query("PRAGMA user_version")[0][0])
-
-
-def open_store(path: Path, *, cache_max_bytes: int) -> Store:
-    """Open (creating or migrating) the store at `path`; ConfigError with a one-line reason if it cannot be used."""
-    if str(path) in ("", ":memory:"):
-        raise ConfigError("GATEWAY_STORE_PATH must name a file: the store exists to outlive the process")
-    if path.is_dir():
-        raise ConfigError(f"GATEWAY_STORE_PATH {path} is a directory, not a SQLite file")
-    try:
-        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
-    except sqlite3.Error as exc:
-        raise ConfigError(f"GATEWAY_STORE_PATH {path} cannot be opened: {exc}") from None
-    try:
-        prepare_schema(db)
-    except sqlite3.Error as exc:
-        db.close()
-        raise ConfigError(f"GATEWAY_STORE_PATH {path} is not a usable SQLite database: {exc}") from None
-    except ConfigError:
-        db.close()
-        raise
-    return Store(db, path, cache_max_bytes=cache_max_bytes)

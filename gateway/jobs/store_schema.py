@@ -1,9 +1,11 @@
-"""The store's schema and its migrations (`PRAGMA user_version` is the version), applied when the store opens."""
+"""Opening the store: its schema and migrations (`PRAGMA user_version` is the version), applied on open."""
 
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 
+from gateway.jobs.store import Store
 from gateway.models.registry import ConfigError
 
 # Each entry migrates the schema from version i to i + 1; append, never edit.
@@ -86,3 +88,24 @@ def prepare_schema(db: sqlite3.Connection) -> None:
             raise
         db.execute("COMMIT")
     db.execute("SELECT count(*) FROM jobs").fetchone()  # the tables are there and readable
+
+
+def open_store(path: Path, *, cache_max_bytes: int) -> Store:
+    """Open (creating or migrating) the store at `path`; ConfigError with a one-line reason if it cannot be used."""
+    if str(path) in ("", ":memory:"):
+        raise ConfigError("GATEWAY_STORE_PATH must name a file: the store exists to outlive the process")
+    if path.is_dir():
+        raise ConfigError(f"GATEWAY_STORE_PATH {path} is a directory, not a SQLite file")
+    try:
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
+    except sqlite3.Error as exc:
+        raise ConfigError(f"GATEWAY_STORE_PATH {path} cannot be opened: {exc}") from None
+    try:
+        prepare_schema(db)
+    except sqlite3.Error as exc:
+        db.close()
+        raise ConfigError(f"GATEWAY_STORE_PATH {path} is not a usable SQLite database: {exc}") from None
+    except ConfigError:
+        db.close()
+        raise
+    return Store(db, path, cache_max_bytes=cache_max_bytes)

@@ -13,8 +13,8 @@ from gateway.documents.request import DocumentFile
 from gateway.errors import BodyTooLarge, RateLimited
 from gateway.jobs.job_queries import list_jobs, owner_usage, visible_to
 from gateway.jobs.owner_bounds import check_owner_bounds
-from gateway.jobs.store import Store, open_store
-from gateway.jobs.store_schema import SCHEMA_VERSION
+from gateway.jobs.store import Store
+from gateway.jobs.store_schema import SCHEMA_VERSION, open_store
 from gateway.settings import Settings
 
 FILE = DocumentFile(b"x" * 100, "a.pdf", "file")
