@@ -20,7 +20,7 @@ from gateway.http.bare_route import BareASGIRoute
 from gateway.http.error_handlers import ErrorBoundary, install_error_handlers
 from gateway.http.request_deadline import DEADLINE_DOCUMENT_PATHS, RequestDeadline
 from gateway.jobs.runner import JobRunner
-from gateway.jobs.store import open_store
+from gateway.jobs.store_schema import open_store
 from gateway.models.registry import load_registry
 from gateway.observability.metrics import GatewayMetrics
 from gateway.observability.metrics_middleware import MetricsMiddleware

@@ -105,8 +105,8 @@ class JobNotFound(GatewayError):
     error_type = "not_found_error"
     code = "job_not_found"
 
-    def __init__(self, job_id: str) -> None:
-        super().__init__(f"No job with id `{job_id}` (finished jobs are deleted after a while).", param="id")
+    def __init__(self, job_id: str, *, param: str = "id") -> None:
+        super().__init__(f"No job with id `{job_id}` (finished jobs are deleted after a while).", param=param)
 
 
 class JobConflict(GatewayError):

@@ -86,6 +86,18 @@ class Settings(BaseSettings):
     # Remote images one chat request may name: each is a fetch the gateway makes on the client's behalf.
     remote_image_max_per_request: int = Field(8, ge=1)
 
+    # Field extraction (`document_annotation_format`, `bbox_annotation_format` on /v1/ocr; gateway/extraction/):
+    # the model that answers with structured outputs, unless a request names one (`annotation_model`); empty:
+    # the first served model whose config lists the `extract` task. Its answer is bounded to
+    # `annotation_max_tokens` (a constrained model can loop on whitespace until it hits the cap), a schema to
+    # `annotation_max_schema_bytes`, and the OCR text it reads to `annotation_max_text_chars`.
+    annotation_model: str = ""
+    # Model names a Mistral-style OCR request may use for a served model: {"<alias>": "<model>"}.
+    ocr_model_aliases: dict[str, str] = Field(default_factory=lambda: {"mistral-ocr-latest": "dots-ocr"})
+    annotation_max_tokens: int = Field(1024, ge=16)
+    annotation_max_schema_bytes: int = Field(64 * 1024, ge=256)
+    annotation_max_text_chars: int = Field(24_000, ge=1000)
+
     # SIGTERM: stop accepting, let in-flight requests finish for this long, then cancel them (and their
     # upstream requests) and shut down.
     shutdown_grace_s: int = Field(30, ge=0)  # whole seconds, as uvicorn takes it
@@ -109,6 +121,11 @@ class Settings(BaseSettings):
     job_result_ttl_s: float = Field(7 * 24 * 3600.0, gt=0)
     job_concurrency: int = Field(2, ge=1)
     cache_max_bytes: int = Field(256 * 1024 * 1024, ge=0)
+    # With API keys, each key's jobs are its own; a key may hold at most this many unfinished (queued or
+    # running) jobs, and this many bytes in the store (uploads of unfinished jobs plus kept results). Past
+    # either, POST /v1/jobs is a 429 with Retry-After. 0: no bound.
+    max_queued_jobs_per_key: int = Field(100, ge=0)
+    max_job_bytes_per_key: int = Field(1024 * 1024 * 1024, ge=0)
 
     # API keys (gateway/security/auth.py): comma-separated keys, and/or a YAML file of {name, key, requests_per_minute?,
     # max_concurrency?}. None configured: the gateway is open. Limits per key, 0 = unlimited; shared by

@@ -7,6 +7,9 @@ their first bytes (the file signature), never the whole base64 payload.
 Remote (http/https) image URLs are refused here unless the gateway has a remote-image allow-list; then they
 are reported back in `ChatRequestInfo.remote_images` for the route to fetch (gateway/security/remote_images.py) and
 inline with `inline_image_urls`. A request without remote URLs costs nothing more either way.
+
+vLLM's removed `guided_*` fields are rewritten to `structured_outputs` (chat/structured_outputs.py); the
+rewritten body is reported in `rebuilt_body`. Only a request holding one of those keys pays for it.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any, ClassVar
 
 import orjson
 
+from gateway.chat.structured_outputs import GUIDED_KEYS, rewrite_guided_fields
 from gateway.errors import InvalidRequest
 from gateway.http.media_types import (
     IMAGE_KINDS,
@@ -57,13 +61,17 @@ class ChatRequestInfo:
     # Remote image URLs the caller must fetch (ChatRequestWithRemoteImages). A class attribute here, not a
     # field: a third frozen field cost every request ~0.15 µs, a tenth of this whole function.
     remote_images: ClassVar[tuple[RemoteImageRef, ...]] = ()
+    # The body to forward instead of the client's, when it had to be rebuilt (`guided_*` fields rewritten).
+    rebuilt_body: ClassVar[bytes | None] = None
 
 
 @dataclass(frozen=True, slots=True)
 class ChatRequestWithRemoteImages(ChatRequestInfo):
-    """A chat request naming http(s) image URLs (only with `inspect_chat_request(..., remote_images=True)`)."""
+    """A chat request that needs more than forwarding: http(s) image URLs to fetch (only with
+    `inspect_chat_request(..., remote_images=True)`), and/or a body rebuilt from `guided_*` fields."""
 
     remote_images: tuple[RemoteImageRef, ...]  # type: ignore[misc]  # the field that shadows the empty default
+    rebuilt_body: bytes | None = None  # type: ignore[misc]
 
 
 def inspect_chat_request(
@@ -90,9 +98,12 @@ def inspect_chat_request(
     remote = _check_messages(data.get("messages"), remote_images)
     for field in _TOKEN_FIELDS:
         _check_token_limit(field, data.get(field), max_completion_tokens)
-    if remote is None:
+    rebuilt = None if GUIDED_KEYS.isdisjoint(data) else rewrite_guided_fields(data)
+    if remote is None and rebuilt is None:
         return ChatRequestInfo(model=model, stream=bool(stream))
-    return ChatRequestWithRemoteImages(model=model, stream=bool(stream), remote_images=tuple(remote))
+    return ChatRequestWithRemoteImages(
+        model=model, stream=bool(stream), remote_images=tuple(remote or ()), rebuilt_body=rebuilt
+    )
 
 
 def inline_image_urls(body: bytes, urls: dict[RemoteImageRef, str]) -> bytes:

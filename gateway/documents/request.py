@@ -100,22 +100,40 @@ async def read_document_request(
     max_files: int,
     extra_fields: tuple[str, ...] = (),
     remote_images: RemoteImageFetcher | None = None,
+    payload: dict[str, Any] | None = None,
 ) -> DocumentRequest:
     """Parse the request by its content type; raise InvalidRequest (400/413/415) naming the problem.
 
     `extra_fields` are read aside into `extra` rather than as options (POST /v1/jobs: `task`). A JSON `image`
     that is an http(s) URL is fetched with `remote_images` when it is enabled, capped at `max_body_bytes`.
+    `payload` is a JSON body the caller already read (`json_payload`).
     """
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if payload is not None:
+        return await _from_json(payload, extra_fields, remote_images, max_body_bytes)
+    content_type = _content_type(request)
     if content_type == "multipart/form-data":
         return await _from_multipart(request, max_body_bytes, max_files, extra_fields)
-    if content_type in ("application/json", ""):
+    if content_type in _JSON_TYPES:
         body = await read_body(request.scope, request.receive, max_body_bytes)
-        return await _from_json(body, extra_fields, remote_images, max_body_bytes)
+        return await _from_json(json_object(body), extra_fields, remote_images, max_body_bytes)
     raise UnsupportedMediaType(
         f"unsupported content type {content_type!r}: send multipart/form-data with a `file` part, "
         "or JSON with an `image` field"
     )
+
+
+_JSON_TYPES = ("application/json", "")
+
+
+def _content_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+async def json_payload(request: Request, max_body_bytes: int) -> dict[str, Any] | None:
+    """A JSON request's body as an object (read once: pass it on as `payload`); None for any other type."""
+    if _content_type(request) not in _JSON_TYPES:
+        return None
+    return json_object(await read_body(request.scope, request.receive, max_body_bytes))
 
 
 async def _from_multipart(
@@ -151,9 +169,8 @@ async def _from_multipart(
 
 
 async def _from_json(
-    body: bytes, extra_fields: tuple[str, ...], remote_images: RemoteImageFetcher | None, max_bytes: int
+    payload: dict[str, Any], extra_fields: tuple[str, ...], remote_images: RemoteImageFetcher | None, max_bytes: int
 ) -> DocumentRequest:
-    payload = json_object(body)
     extra = {key: payload.pop(key) for key in extra_fields if key in payload}
     image = payload.pop("image", None)
     if not isinstance(image, str) or not image:

@@ -30,7 +30,11 @@ from gateway.documents.pipeline import DocumentPipeline, json_answer, resolve_mo
 from gateway.documents.request import DocumentFile, DocumentOptions
 from gateway.documents.sources.pages import open_document, parse_pages
 from gateway.errors import GatewayError, JobConflict, JobNotFound
-from gateway.jobs.store import JobRecord, Store
+from gateway.jobs.job_queries import JobPage, list_jobs, visible_to
+from gateway.jobs.owner_bounds import check_owner_bounds
+from gateway.jobs.store import JobRecord, JobStatus, Store
+from gateway.mistral_ocr.answer import check_models, mistral_answer
+from gateway.mistral_ocr.request import MistralRequest, annotation_formats, read_mistral_options
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -68,6 +72,7 @@ class JobRunner:
         self._writes: set[asyncio.Task[Any]] = set()  # progress writes in flight
         self._sweeper: asyncio.Task[None] | None = None
         self._closing = False
+        self._admission = asyncio.Lock()  # a key's bounds are checked and its job stored as one step
 
     async def start(self) -> None:
         """Expire old jobs, resume the ones a previous process left unfinished, start the periodic sweep."""
@@ -93,37 +98,57 @@ class JobRunner:
         await asyncio.gather(*running, return_exceptions=True)
         await asyncio.gather(*self._writes, return_exceptions=True)
 
-    async def submit(self, task: DocumentTask, files: list[DocumentFile], options: DocumentOptions) -> str:
-        """Store a job (queued) and schedule it; the job's id. Raises InvalidRequest for what cannot be run."""
+    async def submit(
+        self,
+        task: DocumentTask,
+        files: list[DocumentFile],
+        options: DocumentOptions,
+        *,
+        owner: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> str:
+        """Store a job (queued) and schedule it; the job's id. Raises InvalidRequest for what cannot be run,
+        RateLimited (429) when `owner` is past its bounds. `extra` is stored beside the options (`mistral`:
+        the answer's shape and annotation requests, see mistral_ocr/)."""
         pipeline = self._pipeline
         model = resolve_model(pipeline, options, task)
         pages_total = await asyncio.to_thread(count_pages, files, options, pipeline.settings)
         job_id = f"job-{uuid.uuid4().hex}"
-        await asyncio.to_thread(
-            self.store.create_job,
-            job_id,
-            task,
-            model.name,
-            options.model_dump(mode="json"),
-            files,
-            pages_total=pages_total,
-        )
+        stored = {**options.model_dump(mode="json"), **(extra or {})}
+        async with self._admission:
+            if owner is not None:
+                size = sum(len(file.data) for file in files)
+                await asyncio.to_thread(check_owner_bounds, self.store, self.settings, owner, size)
+            await asyncio.to_thread(
+                self.store.create_job, job_id, task, model.name, stored, files, pages_total=pages_total, owner=owner
+            )
         self._schedule(job_id, resumed=False)
         return job_id
 
-    async def get(self, job_id: str) -> JobRecord:
-        """The job, with live progress if it runs here; JobNotFound if unknown."""
+    async def submit_mistral(self, request: MistralRequest, *, owner: str | None = None) -> str:
+        """A Mistral-shaped OCR request as a job: its result is the answer /v1/ocr would give it."""
+        model, _ = check_models(self._pipeline, request)  # an unknown model or extractor is a 4xx now, not later
+        options = request.document_options(model.name)
+        return await self.submit("ocr", [request.file], options, owner=owner, extra=request.stored())
+
+    async def listing(self, owner: str | None, *, limit: int, after: str | None, status: JobStatus | None) -> JobPage:
+        """The owner's jobs, newest first; `after` is a job id from an earlier page (JobNotFound if not visible)."""
+        cursor = None if after is None else await self.get(after, owner, param="after")
+        return await asyncio.to_thread(list_jobs, self.store, owner, limit=limit, after=cursor, status=status)
+
+    async def get(self, job_id: str, owner: str | None = None, *, param: str = "id") -> JobRecord:
+        """The job, with live progress if it runs here; JobNotFound if unknown or another key's."""
         job = await asyncio.to_thread(self.store.get_job, job_id)
-        if job is None:
-            raise JobNotFound(job_id)
+        if job is None or not visible_to(job, owner):  # another key's job is as absent as a deleted one
+            raise JobNotFound(job_id, param=param)
         live = self._progress.get(job_id)
         if live is not None and not job.finished and live > job.pages_done:
             job = replace(job, pages_done=live)
         return job
 
-    async def result(self, job_id: str) -> bytes:
+    async def result(self, job_id: str, owner: str | None = None) -> bytes:
         """A succeeded job's JSON answer; JobConflict (409) while it has none, JobNotFound if unknown."""
-        job = await self.get(job_id)
+        job = await self.get(job_id, owner)
         if job.status != "succeeded":
             if job.finished:
                 message = f"job {job_id} is {job.status}: it has no result (GET /v1/jobs/{job_id} says why)"
@@ -135,9 +160,9 @@ class JobRunner:
             raise JobNotFound(job_id)
         return body
 
-    async def cancel(self, job_id: str) -> JobRecord:
+    async def cancel(self, job_id: str, owner: str | None = None) -> JobRecord:
         """Cancel a queued or running job (its upstream requests are dropped); JobConflict if it has finished."""
-        job = await self.get(job_id)
+        job = await self.get(job_id, owner)
         if job.finished:
             raise JobConflict(f"job {job_id} has already finished: {job.status}", code="job_finished")
         task = self._tasks.get(job_id)
@@ -190,7 +215,9 @@ class JobRunner:
             await asyncio.to_thread(store.finish_job, job_id, "failed", error=error)
             log.warning("job %s failed: %s", job_id, INPUT_LOST)
             return
-        options = DocumentOptions.model_validate(job.options)
+        stored = dict(job.options)
+        mistral = stored.pop("mistral", None)  # a Mistral-shaped request (submit_mistral)
+        options = DocumentOptions.model_validate(stored)
         task: DocumentTask = "layout" if job.task == "layout" else "ocr"
         model = resolve_model(pipeline, options, task)  # a model no longer served fails the job (404 body)
         await asyncio.to_thread(store.start_job, job_id)
@@ -203,7 +230,13 @@ class JobRunner:
             self._progress[job_id] = done
             self._write(asyncio.to_thread(store.set_progress, job_id, done))
 
-        answer = await json_answer(pipeline, model, task, files, options, on_page=on_page)
+        if mistral is not None:
+            mistral_options = read_mistral_options(mistral)
+            document_format, bbox_format = annotation_formats(mistral_options, pipeline.settings)
+            request = MistralRequest(files[0], mistral_options, document_format, bbox_format)
+            answer = await mistral_answer(pipeline, request, on_page=on_page)
+        else:
+            answer = await json_answer(pipeline, model, task, files, options, on_page=on_page)
         finished = await asyncio.to_thread(
             store.finish_job, job_id, "succeeded", result=orjson.dumps(answer), pages_done=job.pages_total
         )

@@ -4,13 +4,14 @@ One SQLite file (stdlib `sqlite3`) in WAL mode, `synchronous=FULL`: every write 
 (kill -9, power loss) leaves the last committed state, never a torn one. One connection, guarded by a lock; the
 methods block, so async code calls them through `asyncio.to_thread`.
 
-    jobs       id, task, model, status, options, error, pages_done/total, created/updated/finished
+    jobs       id, task, model, status, options, error, pages_done/total, created/updated/finished, owner (the
+               API key's name), input_bytes and result_bytes (for the per-key bound on stored bytes)
     job_files  the uploaded bytes of a job, deleted as soon as it finishes (kept only to resume it)
     results    a finished job's JSON answer
     cache      document answers by content key, bounded in bytes, least recently used evicted first
 
-The schema version is `PRAGMA user_version`; `open_store` creates or migrates the schema and refuses (ConfigError,
-one line) a file that is not a SQLite database or was written by a newer gateway.
+The schema version is `PRAGMA user_version`; `open_store` (store_schema.py) creates or migrates the schema and
+refuses (ConfigError, one line) a file that is not a SQLite database or was written by a newer gateway.
 """
 
 from __future__ import annotations
@@ -27,51 +28,10 @@ from typing import Any, Literal, cast
 import orjson
 
 from gateway.documents.request import DocumentFile
-from gateway.models.registry import ConfigError
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 FINISHED: tuple[JobStatus, ...] = ("succeeded", "failed", "cancelled")
 UNFINISHED: tuple[JobStatus, ...] = ("queued", "running")
-
-# Each entry migrates the schema from version i to i + 1; append, never edit.
-_MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    (
-        """CREATE TABLE jobs (
-            id TEXT PRIMARY KEY,
-            task TEXT NOT NULL,
-            model TEXT NOT NULL,
-            status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')),
-            options TEXT NOT NULL,
-            error TEXT,
-            pages_done INTEGER NOT NULL DEFAULT 0,
-            pages_total INTEGER NOT NULL DEFAULT 0,
-            created_at REAL NOT NULL,
-            updated_at REAL NOT NULL,
-            finished_at REAL
-        )""",
-        "CREATE INDEX jobs_by_status ON jobs (status, finished_at)",
-        """CREATE TABLE job_files (
-            job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
-            idx INTEGER NOT NULL,
-            name TEXT NOT NULL,
-            param TEXT NOT NULL,
-            data BLOB NOT NULL,
-            PRIMARY KEY (job_id, idx)
-        )""",
-        """CREATE TABLE results (
-            job_id TEXT PRIMARY KEY REFERENCES jobs (id) ON DELETE CASCADE,
-            body BLOB NOT NULL
-        )""",
-        """CREATE TABLE cache (
-            key TEXT PRIMARY KEY,
-            value BLOB NOT NULL,
-            size INTEGER NOT NULL,
-            last_used INTEGER NOT NULL
-        )""",
-        "CREATE INDEX cache_by_use ON cache (last_used)",
-    ),
-)
-SCHEMA_VERSION = len(_MIGRATIONS)
 
 
 @dataclass(frozen=True)
@@ -89,17 +49,23 @@ class JobRecord:
     created_at: float
     updated_at: float
     finished_at: float | None
+    owner: str | None = None  # the name of the API key that made it; None without keys (or before schema 2)
+    input_bytes: int = 0
+    result_bytes: int = 0
 
     @property
     def finished(self) -> bool:
         return self.status in FINISHED
 
 
-_JOB_COLUMNS = "id, task, model, status, options, error, pages_done, pages_total, created_at, updated_at, finished_at"
+JOB_COLUMNS = (
+    "id, task, model, status, options, error, pages_done, pages_total, created_at, updated_at, finished_at, "
+    "owner, input_bytes, result_bytes"
+)
 
 
-def _job(row: tuple[Any, ...]) -> JobRecord:
-    job_id, task, model, status, options, error, done, total, created, updated, finished = row
+def job_record(row: tuple[Any, ...]) -> JobRecord:
+    job_id, task, model, status, options, error, done, total, created, updated, finished, owner, size, result = row
     return JobRecord(
         job_id,
         task,
@@ -112,6 +78,9 @@ def _job(row: tuple[Any, ...]) -> JobRecord:
         created,
         updated,
         finished,
+        owner,
+        size,
+        result,
     )
 
 
@@ -142,7 +111,8 @@ class Store:
                 raise
             self._db.execute("COMMIT")
 
-    def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    def query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Rows of one read (jobs/job_queries.py builds its listing and usage queries on this)."""
         with self._lock:
             return self._db.execute(sql, args).fetchall()
 
@@ -157,35 +127,41 @@ class Store:
         files: list[DocumentFile],
         *,
         pages_total: int,
+        owner: str | None = None,
     ) -> JobRecord:
         """Store a new queued job with its uploads."""
         now = time.time()
         with self._transaction() as db:
             db.execute(
-                f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES (?, ?, ?, 'queued', ?, NULL, 0, ?, ?, ?, NULL)",
-                (job_id, task, model, orjson.dumps(options).decode(), pages_total, now, now),
+                f"INSERT INTO jobs ({JOB_COLUMNS}) VALUES (?, ?, ?, 'queued', ?, NULL, 0, ?, ?, ?, NULL, ?, 0, 0)",
+                (job_id, task, model, orjson.dumps(options).decode(), pages_total, now, now, owner),
             )
             db.executemany(
                 "INSERT INTO job_files (job_id, idx, name, param, data) VALUES (?, ?, ?, ?, ?)",
                 [(job_id, i, file.name, file.param, file.data) for i, file in enumerate(files)],
+            )
+            db.execute(
+                "UPDATE jobs SET input_bytes = (SELECT COALESCE(SUM(LENGTH(data)), 0) FROM job_files WHERE job_id = ?) "
+                "WHERE id = ?",
+                (job_id, job_id),
             )
         job = self.get_job(job_id)
         assert job is not None
         return job
 
     def get_job(self, job_id: str) -> JobRecord | None:
-        rows = self._read(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,))
-        return _job(rows[0]) if rows else None
+        rows = self.query(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,))
+        return job_record(rows[0]) if rows else None
 
     def unfinished_jobs(self) -> list[JobRecord]:
         """Jobs left queued or running (by a previous process, at start-up), oldest first."""
-        rows = self._read(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE status IN ('queued', 'running') ORDER BY created_at, id"
+        rows = self.query(
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE status IN ('queued', 'running') ORDER BY created_at, id"
         )
-        return [_job(row) for row in rows]
+        return [job_record(row) for row in rows]
 
     def job_files(self, job_id: str) -> list[DocumentFile]:
-        rows = self._read("SELECT data, name, param FROM job_files WHERE job_id = ? ORDER BY idx", (job_id,))
+        rows = self.query("SELECT data, name, param FROM job_files WHERE job_id = ? ORDER BY idx", (job_id,))
         return [DocumentFile(bytes(data), name, param) for data, name, param in rows]
 
     def requeue_job(self, job_id: str) -> None:
@@ -230,8 +206,16 @@ class Store:
         with self._transaction() as db:
             cursor = db.execute(
                 "UPDATE jobs SET status = ?, error = ?, pages_done = COALESCE(?, pages_done), updated_at = ?, "
-                "finished_at = ? WHERE id = ? AND status IN ('queued', 'running')",
-                (status, orjson.dumps(error).decode() if error else None, pages_done, now, now, job_id),
+                "finished_at = ?, result_bytes = ? WHERE id = ? AND status IN ('queued', 'running')",
+                (
+                    status,
+                    orjson.dumps(error).decode() if error else None,
+                    pages_done,
+                    now,
+                    now,
+                    len(result) if result is not None else 0,
+                    job_id,
+                ),
             )
             if cursor.rowcount == 0:
                 return False
@@ -241,7 +225,7 @@ class Store:
         return True
 
     def get_result(self, job_id: str) -> bytes | None:
-        rows = self._read("SELECT body FROM results WHERE job_id = ?", (job_id,))
+        rows = self.query("SELECT body FROM results WHERE job_id = ?", (job_id,))
         return bytes(rows[0][0]) if rows else None
 
     def sweep(self, finished_before: float) -> int:
@@ -300,60 +284,7 @@ class Store:
 
     def cache_bytes(self) -> int:
         """Bytes of cached values."""
-        return int(self._read("SELECT COALESCE(SUM(size), 0) FROM cache")[0][0])
+        return int(self.query("SELECT COALESCE(SUM(size), 0) FROM cache")[0][0])
 
     def schema_version(self) -> int:
-        return int(self._read("PRAGMA user_version")[0][0])
-
-
-def open_store(path: Path, *, cache_max_bytes: int) -> Store:
-    """Open (creating or migrating) the store at `path`; ConfigError with a one-line reason if it cannot be used."""
-    if str(path) in ("", ":memory:"):
-        raise ConfigError("GATEWAY_STORE_PATH must name a file: the store exists to outlive the process")
-    if path.is_dir():
-        raise ConfigError(f"GATEWAY_STORE_PATH {path} is a directory, not a SQLite file")
-    try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # the default lives in a per-user data folder
-        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
-    except (OSError, sqlite3.Error) as exc:
-        raise ConfigError(f"GATEWAY_STORE_PATH {path} cannot be opened: {exc}") from None
-    try:
-        _prepare(db)
-    except sqlite3.Error as exc:
-        db.close()
-        raise ConfigError(f"GATEWAY_STORE_PATH {path} is not a usable SQLite database: {exc}") from None
-    except ConfigError:
-        db.close()
-        raise
-    return Store(db, path, cache_max_bytes=cache_max_bytes)
-
-
-def _prepare(db: sqlite3.Connection) -> None:
-    # The first statement reads the header: a file that is not SQLite fails here ("file is not a database").
-    (version,) = db.execute("PRAGMA user_version").fetchone()
-    if version > SCHEMA_VERSION:
-        raise ConfigError(
-            f"the store's schema version {version} is newer than this gateway's ({SCHEMA_VERSION}); "
-            "use a newer gateway or another GATEWAY_STORE_PATH"
-        )
-    if version == 0:
-        # Only takes effect before the first table exists: lets a sweep hand freed pages back.
-        db.execute("PRAGMA auto_vacuum = INCREMENTAL")
-    (mode,) = db.execute("PRAGMA journal_mode = WAL").fetchone()
-    if str(mode).lower() != "wal":
-        raise sqlite3.OperationalError(f"cannot switch to WAL mode (journal_mode is {mode})")
-    db.execute("PRAGMA synchronous = FULL")
-    db.execute("PRAGMA foreign_keys = ON")
-    db.execute("PRAGMA busy_timeout = 10000")
-    if version < SCHEMA_VERSION:
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            for statements in _MIGRATIONS[version:]:
-                for statement in statements:
-                    db.execute(statement)
-            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
-    db.execute("SELECT count(*) FROM jobs").fetchone()  # the tables are there and readable
+        return int(self.query("PRAGMA user_version")[0][0])

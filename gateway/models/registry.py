@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, f
 from gateway.settings import check_base_url
 
 M = TypeVar("M", bound=BaseModel)
-Task = Literal["chat", "ocr", "layout", "grounding"]
+# extract: answers structured outputs (a JSON schema) well enough to fill a form from a page; no prompt file.
+Task = Literal["chat", "ocr", "layout", "grounding", "extract"]
 PromptKey = Literal["layout_all", "layout_detect", "ocr", "grounding"]
 # The prompts a task cannot run without.
 _TASK_PROMPTS: dict[str, tuple[str, ...]] = {

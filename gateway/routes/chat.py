@@ -47,6 +47,8 @@ class ChatCompletionsEndpoint:
         if model is None:
             raise ModelNotFound(info.model, state.models)
         scope["state"]["model"] = model.name  # read by MetricsMiddleware
+        if info.rebuilt_body is not None:  # `guided_*` fields moved to `structured_outputs`
+            body = info.rebuilt_body
         if info.remote_images:  # only after the model is known: nothing is fetched for a request bound to fail
             body = await run_unless_disconnected(receive, _inline_remote_images(state, body, info.remote_images))
         # The request's id (set by RequestIdMiddleware, around every route), so vLLM's logs name the same request.

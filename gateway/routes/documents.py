@@ -12,8 +12,10 @@ from starlette.responses import Response
 from gateway.documents.output.overlay import draw_layout
 from gateway.documents.page import DocumentTask
 from gateway.documents.pipeline import check_options, json_answer, resolve_model, run_document
-from gateway.documents.request import read_document_request
+from gateway.documents.request import json_payload, read_document_request
 from gateway.documents.response import document_csv
+from gateway.mistral_ocr.answer import mistral_answer
+from gateway.mistral_ocr.request import read_mistral_request
 from gateway.routes.dependencies import GatewayState, StateDep
 from gateway.routes.error_responses import ERROR_RESPONSES
 
@@ -74,17 +76,29 @@ async def layout(request: Request, state: StateDep) -> Response:
     "/v1/ocr", openapi_extra=_openapi({**_BBOX, **_PAGES}), responses=_RESPONSES, summary="Text of a page as Markdown"
 )
 async def ocr(request: Request, state: StateDep) -> Response:
-    """The page's text as Markdown; with `bbox`, the text of that region only (grounding OCR)."""
-    return await _run(request, state, "ocr")
+    """The page's text as Markdown; with `bbox`, the text of that region only (grounding OCR).
+
+    A JSON body with `document` is Mistral's OCR request, answered in Mistral's shape (README: Mistral's OCR API).
+    """
+    payload = await json_payload(request, state.settings.max_body_bytes)
+    if payload is not None and "document" in payload:
+        mistral = await read_mistral_request(payload, state.settings, state.remote_images)
+        answer = await mistral_answer(state.documents, mistral)
+        request.state.model = answer["model"]
+        return Response(orjson.dumps(answer), media_type="application/json")
+    return await _run(request, state, "ocr", payload)
 
 
-async def _run(request: Request, state: GatewayState, task: DocumentTask) -> Response:
+async def _run(
+    request: Request, state: GatewayState, task: DocumentTask, payload: dict[str, Any] | None = None
+) -> Response:
     settings = state.settings
     document = await read_document_request(
         request,
         max_body_bytes=settings.max_body_bytes,
         max_files=settings.max_batch_files,
         remote_images=state.remote_images,
+        payload=payload,
     )
     options = check_options(document.options, task, files=len(document.files))
     model = resolve_model(state.documents, options, task)

@@ -150,14 +150,17 @@ class RemoteImageFetcher:
             self._metrics.remote_image_fetches.labels(refused.outcome).inc()
             raise
 
-    async def fetch(self, url: str, *, param: str, max_bytes: int | None = None) -> FetchedImage:
-        """Fetch one image, or raise RemoteImageRefused (400) saying why not; `max_bytes` can only lower the cap."""
+    async def fetch(self, url: str, *, param: str, max_bytes: int | None = None, pdf: bool = False) -> FetchedImage:
+        """Fetch one image, or raise RemoteImageRefused (400) saying why not; `max_bytes` can only lower the cap.
+
+        `pdf` also accepts a PDF (Mistral-style `document_url`); the same rules hold for it in every other way.
+        """
         target = self.check_url(url, param)
         cap = self._max_bytes if max_bytes is None else min(max_bytes, self._max_bytes)
         started = time.perf_counter()
         outcome = "error"
         try:
-            image = await self._fetch_before_deadline(target, param, cap)
+            image = await self._fetch_before_deadline(target, param, cap, pdf)
             outcome = "ok"
         except RemoteImageRefused as refused:
             outcome = refused.outcome
@@ -188,10 +191,10 @@ class RemoteImageFetcher:
             return target.with_fragment(None)
         raise RemoteImageRefused(where + problem, param=param, outcome=outcome)
 
-    async def _fetch_before_deadline(self, target: URL, param: str, cap: int) -> FetchedImage:
+    async def _fetch_before_deadline(self, target: URL, param: str, cap: int, pdf: bool) -> FetchedImage:
         try:
             async with asyncio.timeout(self._timeout_s):
-                return await self._follow_redirects(target, param, cap)
+                return await self._follow_redirects(target, param, cap, pdf)
         except TimeoutError:
             message = f"`{param}`: the image did not arrive within {self._timeout_s:g} s"
             raise RemoteImageRefused(message, param=param, outcome="timeout") from None
@@ -203,13 +206,13 @@ class RemoteImageFetcher:
             message = f"`{param}`: the image could not be fetched (its server is unreachable or the connection failed)"
             raise RemoteImageRefused(message, param=param, outcome="unreachable") from None
 
-    async def _follow_redirects(self, url: URL, param: str, cap: int) -> FetchedImage:
+    async def _follow_redirects(self, url: URL, param: str, cap: int, pdf: bool) -> FetchedImage:
         assert self._session is not None, "start() the fetcher first"
         for _ in range(self._max_redirects + 1):
             # Redirects by hand: aiohttp's own would skip the allow-list (the resolver still checks addresses).
             async with self._session.get(url, allow_redirects=False) as response:
                 if response.status not in _REDIRECT_STATUSES:
-                    return await _read_image(response, param, cap)
+                    return await _read_image(response, param, cap, pdf)
                 url = self._redirect_target(response, param)
         message = f"`{param}`: more than {self._max_redirects} redirects"
         raise RemoteImageRefused(message, param=param, outcome="too_many_redirects")
@@ -227,7 +230,7 @@ class RemoteImageFetcher:
         return self._check_target(target, param, redirected=True)
 
 
-async def _read_image(response: aiohttp.ClientResponse, param: str, cap: int) -> FetchedImage:
+async def _read_image(response: aiohttp.ClientResponse, param: str, cap: int, pdf: bool) -> FetchedImage:
     """The body of a final response, refused when it is not a 2xx, grows past `cap` or is not an image."""
     if not 200 <= response.status < 300:
         message = f"`{param}`: the image's server answered HTTP {response.status}"
@@ -241,6 +244,8 @@ async def _read_image(response: aiohttp.ClientResponse, param: str, cap: int) ->
         if len(data) > cap:
             raise RemoteImageRefused(too_large, param=param, outcome="too_large")
     media_type = image_media_type(bytes(data[:16]))
+    if media_type is None and pdf and data.startswith(b"%PDF-"):
+        media_type = "application/pdf"
     if media_type is None:
         message = f"`{param}`: the URL does not hold an image (expected {IMAGE_KINDS} data)"
         raise RemoteImageRefused(message, param=param, outcome="not_image")

@@ -19,6 +19,7 @@ from . import shapes
 from .chat_request import ChatRequest, RequestError, parse_chat_request, split_tokens, validation_error
 from .config import StandinConfig
 from .state import RecordedRequest, StandinState
+from .structured import structured_reply
 
 Finish = Literal["stop", "length"]
 
@@ -62,6 +63,9 @@ class ChatCompletions:
         return await self._complete(request, rec, chat, tokens, finish_reason)
 
     def _reply_tokens(self, body: Any) -> list[str]:
+        constrained = structured_reply(body)  # vLLM constrains any model's decoding, whatever it would say
+        if constrained is not None:
+            return split_tokens(constrained)
         responder = self.config.responder
         if responder is None:
             return self._default_tokens

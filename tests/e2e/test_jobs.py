@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from gateway.jobs.runner import INPUT_LOST
-from gateway.jobs.store import open_store
+from gateway.jobs.store_schema import open_store
 from gateway.settings import PROJECT_ROOT
 from launchers.vllm_standin import StandinServer
 from launchers.vllm_standin.dots_answers import dots_ocr_answer

@@ -33,7 +33,7 @@ def test_models_are_listed_with_tasks_status_and_max_model_len(gateway: GatewayS
     assert [m.id for m in models] == [CHAT_MODEL]
     card = models[0].model_dump()
     assert card["object"] == "model"
-    assert card["tasks"] == ["chat", "ocr"]
+    assert card["tasks"] == ["chat", "ocr", "extract"]
     assert card["status"] == "ready"
     assert card["max_model_len"] == 8192  # what the stand-in's /v1/models reports
     assert one.id == CHAT_MODEL

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from gateway.jobs.store import open_store
+from gateway.jobs.store_schema import open_store
 from gateway.models.registry import ConfigError, load_registry
 from gateway.settings import PROJECT_ROOT, Settings
 from gateway.upstream.served_models import build_served_models

@@ -16,7 +16,8 @@ import pytest
 from pydantic import ValidationError
 
 from gateway.documents.request import DocumentFile
-from gateway.jobs.store import SCHEMA_VERSION, Store, open_store
+from gateway.jobs.store import Store
+from gateway.jobs.store_schema import SCHEMA_VERSION, open_store
 from gateway.models.registry import ConfigError
 from gateway.settings import PROJECT_ROOT, Settings
 
@@ -171,7 +172,7 @@ _WRITER = textwrap.dedent(
     import sys
     from pathlib import Path
     from gateway.documents.request import DocumentFile
-    from gateway.jobs.store import open_store
+    from gateway.jobs.store_schema import open_store
 
     store = open_store(Path(sys.argv[1]), cache_max_bytes=2_000_000)
     blob = bytes(range(256)) * 2000  # 512 KB per file: transactions span many pages

@@ -1,0 +1,1 @@
+"""Field extraction: a JSON schema filled from a page by a vision model with vLLM's structured outputs."""
