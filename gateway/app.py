@@ -18,6 +18,7 @@ from gateway.documents.pipeline import DocumentPipeline
 from gateway.documents.sources.pages import make_render_pool
 from gateway.http.bare_route import BareASGIRoute
 from gateway.http.error_handlers import ErrorBoundary, install_error_handlers
+from gateway.http.request_body import BodyLimit
 from gateway.http.request_deadline import DEADLINE_DOCUMENT_PATHS, RequestDeadline
 from gateway.jobs.runner import JobRunner
 from gateway.jobs.store import open_store
@@ -147,7 +148,6 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
         version=__version__,
         description="OpenAI-compatible gateway in front of per-model vLLM servers: image chat, OCR and layout.",
         lifespan=lifespan,
-        max_body_size=settings.max_body_bytes,  # FastAPI's routes; the chat hot path checks its own
     )
     app.state.gateway = state
     chat_endpoint = chat.ChatCompletionsEndpoint(state)
@@ -159,6 +159,8 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
     install_openapi(app)
     install_error_handlers(app)
     chat_app: ASGIApp = chat_endpoint
+    # The body limit of FastAPI's routes (the chat hot path checks its own), innermost: after the key check.
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     if keys is not None and limiter is not None:  # no keys: nothing on the request path at all
         guard_metrics = settings.metrics_require_key
         app.add_middleware(

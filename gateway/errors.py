@@ -92,7 +92,7 @@ class ModelNotFound(GatewayError):
     code = "model_not_found"
 
     def __init__(self, model: str) -> None:
-        super().__init__(f"The model `{model}` does not exist.", param="model")
+        super().__init__(f"The model `{shown(model)}` does not exist.", param="model")
 
 
 class JobNotFound(GatewayError):
@@ -164,6 +164,17 @@ class ShuttingDown(GatewayError):
     status_code = 503
     error_type = "service_unavailable"
     code = "shutting_down"
+
+
+# Longest piece of client input an error message repeats: a 1 MB `model` must not come back whole.
+SHOWN_CHARS = 80
+
+
+def shown(value: str, limit: int = SHOWN_CHARS) -> str:
+    """`value` for an error message: cut to `limit` characters, saying how long it really was."""
+    if len(value) <= limit:
+        return value
+    return f"{value[:limit]}… ({len(value):,} characters)"
 
 
 def openai_error_body(

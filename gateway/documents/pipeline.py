@@ -23,7 +23,7 @@ from gateway.documents.request import DocumentFile, DocumentOptions
 from gateway.documents.response import RenderedPage, document_json
 from gateway.documents.result_cache import CacheStore, cache_key, cached_document, remember_document
 from gateway.documents.sources.pages import SourceDocument, open_document, parse_pages, render_page
-from gateway.errors import GatewayError, InvalidRequest, ModelNotFound
+from gateway.errors import GatewayError, InvalidRequest, ModelNotFound, shown
 from gateway.http.disconnect import ClientDisconnected
 from gateway.observability.metrics import GatewayMetrics
 from gateway.settings import Settings
@@ -155,7 +155,9 @@ def resolve_model(pipeline: DocumentPipeline, options: DocumentOptions, task: Do
     if model is None:
         raise ModelNotFound(name)
     if task not in model.config.tasks:
-        raise InvalidRequest(f"model {name} does not do {task}; its tasks are {model.config.tasks}", param="model")
+        raise InvalidRequest(
+            f"model {shown(name)} does not do {task}; its tasks are {model.config.tasks}", param="model"
+        )
     return model
 
 

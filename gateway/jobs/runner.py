@@ -35,6 +35,7 @@ from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
 
+_JOBS_NAMED_IN_LOG = 10  # job ids the "resuming" line names; the rest are only counted
 INPUT_LOST = "the gateway restarted and the job's input was lost"
 _SWEEP_EVERY_S = 3600.0
 
@@ -74,11 +75,7 @@ class JobRunner:
         await self._sweep()
         unfinished = await asyncio.to_thread(self.store.unfinished_jobs)
         if unfinished:
-            log.warning(
-                "resuming %d job(s) left unfinished by a previous run of the gateway: %s",
-                len(unfinished),
-                ", ".join(f"{job.id} ({job.status})" for job in unfinished),
-            )
+            log.warning("%s", resuming_message(unfinished))
         for job in unfinished:
             await asyncio.to_thread(self.store.requeue_job, job.id)
             self._schedule(job.id, resumed=True)
@@ -237,3 +234,12 @@ class JobRunner:
         while True:
             await asyncio.sleep(interval)
             await self._sweep()
+
+
+def resuming_message(unfinished: list[JobRecord]) -> str:
+    """The start-up line about unfinished jobs. It names the first few only: after a crash under load there may
+    be thousands, and one log line holding every id helps nobody."""
+    named = ", ".join(f"{job.id} ({job.status})" for job in unfinished[:_JOBS_NAMED_IN_LOG])
+    more = len(unfinished) - _JOBS_NAMED_IN_LOG
+    tail = f" and {more} more" if more > 0 else ""
+    return f"resuming {len(unfinished)} job(s) left unfinished by a previous run of the gateway: {named}{tail}"

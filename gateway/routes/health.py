@@ -33,7 +33,8 @@ class Liveness(BaseModel):
     status: Literal["ok"] = "ok"
 
 
-@router.get("/health", response_model=Liveness)
+# HEAD too: load balancers and uptime checkers (AWS ELB, many `curl -I` probes) send it, and a 405 reads as down.
+@router.api_route("/health", methods=["GET", "HEAD"], response_model=Liveness)
 async def health() -> Liveness:
     """The gateway process is up. Touches no upstream, so it is safe for a liveness probe."""
     return Liveness()
