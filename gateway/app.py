@@ -162,7 +162,7 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
     # The body limit of FastAPI's routes (the chat hot path checks its own), innermost: after the key check.
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     if keys is not None and limiter is not None:  # no keys: nothing on the request path at all
-        guard_metrics = settings.metrics_require_key
+        guard_metrics = settings.metrics_require_key is not False  # guarded unless explicitly opened
         app.add_middleware(
             AuthMiddleware, keys=keys, limiter=limiter, metrics=gateway_metrics, guard_metrics=guard_metrics
         )

@@ -107,7 +107,9 @@ class Settings(BaseSettings):
     # replicas through Redis when `redis_url` is set (gateway/security/rate_limit.py).
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     keys_file: Path | None = None
-    metrics_require_key: bool = False
+    # /metrics with keys configured: unset (None) or true needs a key, false leaves it open. Its text names every
+    # upstream URL and key name, so a gateway with keys guards it unless told otherwise. Without keys: open.
+    metrics_require_key: bool | None = None
     default_rpm: int = Field(60, ge=0)
     default_max_concurrency: int = Field(16, ge=0)
     redis_url: str | None = None
