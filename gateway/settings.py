@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     job_result_ttl_s: float = Field(7 * 24 * 3600.0, gt=0)
     job_concurrency: int = Field(2, ge=1)
     cache_max_bytes: int = Field(256 * 1024 * 1024, ge=0)
+    # With API keys, each key has cache entries of its own: a shared hit (`cached: true`) would tell one key that
+    # another processed the same file. True shares them (one tenant, several keys). Without keys: always shared.
+    cache_shared_across_keys: bool = False
 
     # API keys (gateway/security/auth.py): comma-separated keys, and/or a YAML file of {name, key, requests_per_minute?,
     # max_concurrency?}. None configured: the gateway is open. Limits per key, 0 = unlimited; shared by

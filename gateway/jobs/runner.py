@@ -35,6 +35,8 @@ from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
 
+# Stored beside a job's options (not one of them): whose result-cache entries the job uses.
+_CACHE_SCOPE = "cache_scope"
 _JOBS_NAMED_IN_LOG = 10  # job ids the "resuming" line names; the rest are only counted
 INPUT_LOST = "the gateway restarted and the job's input was lost"
 _SWEEP_EVERY_S = 3600.0
@@ -90,8 +92,14 @@ class JobRunner:
         await asyncio.gather(*running, return_exceptions=True)
         await asyncio.gather(*self._writes, return_exceptions=True)
 
-    async def submit(self, task: DocumentTask, files: list[DocumentFile], options: DocumentOptions) -> str:
-        """Store a job (queued) and schedule it; the job's id. Raises InvalidRequest for what cannot be run."""
+    async def submit(
+        self, task: DocumentTask, files: list[DocumentFile], options: DocumentOptions, *, cache_scope: str | None = None
+    ) -> str:
+        """Store a job (queued) and schedule it; the job's id. Raises InvalidRequest for what cannot be run.
+
+        `cache_scope` (the submitting key's name, or None) is kept with the options: the job, run later or after a
+        restart, reads and writes that key's result-cache entries only.
+        """
         pipeline = self._pipeline
         model = resolve_model(pipeline, options, task)
         pages_total = await asyncio.to_thread(count_pages, files, options, pipeline.settings)
@@ -101,7 +109,7 @@ class JobRunner:
             job_id,
             task,
             model.name,
-            options.model_dump(mode="json"),
+            {**options.model_dump(mode="json"), _CACHE_SCOPE: cache_scope},
             files,
             pages_total=pages_total,
         )
@@ -187,7 +195,9 @@ class JobRunner:
             await asyncio.to_thread(store.finish_job, job_id, "failed", error=error)
             log.warning("job %s failed: %s", job_id, INPUT_LOST)
             return
-        options = DocumentOptions.model_validate(job.options)
+        stored = dict(job.options)
+        scope = stored.pop(_CACHE_SCOPE, None)  # absent from jobs stored before it existed: shared
+        options = DocumentOptions.model_validate(stored)
         task: DocumentTask = "layout" if job.task == "layout" else "ocr"
         model = resolve_model(pipeline, options, task)  # a model no longer served fails the job (404 body)
         await asyncio.to_thread(store.start_job, job_id)
@@ -200,7 +210,7 @@ class JobRunner:
             self._progress[job_id] = done
             self._write(asyncio.to_thread(store.set_progress, job_id, done))
 
-        answer = await json_answer(pipeline, model, task, files, options, on_page=on_page)
+        answer = await json_answer(pipeline, model, task, files, options, on_page=on_page, cache_scope=scope)
         finished = await asyncio.to_thread(
             store.finish_job, job_id, "succeeded", result=orjson.dumps(answer), pages_done=job.pages_total
         )

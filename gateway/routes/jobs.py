@@ -20,7 +20,7 @@ from gateway.documents.request import read_document_request
 from gateway.errors import InvalidRequest
 from gateway.jobs.store import JobRecord
 from gateway.routes.dependencies import StateDep
-from gateway.routes.documents import _openapi
+from gateway.routes.documents import _openapi, cache_scope
 from gateway.routes.error_responses import ERROR_RESPONSES
 
 router = APIRouter(tags=["Jobs"])
@@ -80,7 +80,7 @@ async def create_job(request: Request, state: StateDep) -> Response:
     if document.options.format != "json":
         raise InvalidRequest("a job's result is JSON: leave `format` out or set it to json", param="format")
     options = check_options(document.options, task, files=len(document.files))
-    job_id = await state.jobs.submit(task, document.files, options)
+    job_id = await state.jobs.submit(task, document.files, options, cache_scope=cache_scope(request, state))
     job = await state.jobs.get(job_id)
     request.state.model = job.model
     return _json(job_json(job), 202, {"Location": f"/v1/jobs/{job_id}"})
