@@ -20,6 +20,10 @@
     │                                                          vLLM's API, e.g. garbage instead of JSON)
     ├── RequestTimeout            504 timeout                 code request_timeout (the request's own deadline,
     │                                                          gateway/http/request_deadline.py)
+    ├── HeadersTooLarge           431 invalid_request_error   code headers_too_large (size or count of the
+    │                                                          request's headers, gateway/http/connection_guard.py)
+    ├── ClientTooSlow             408 invalid_request_error   code client_too_slow (headers or body not sent in time)
+    ├── TooManyConnections        503 service_unavailable     code too_many_connections (GATEWAY_MAX_CONNECTIONS)
     └── ShuttingDown              503 service_unavailable     code shutting_down (still running when the
                                                                shutdown grace period ended)
 
@@ -156,6 +160,30 @@ class RequestTimeout(GatewayError):
     status_code = 504
     error_type = "timeout"
     code = "request_timeout"
+
+
+class HeadersTooLarge(GatewayError):
+    """The request's headers are larger, or more, than the gateway reads (GATEWAY_MAX_HEADER_BYTES/_COUNT)."""
+
+    status_code = 431
+    error_type = "invalid_request_error"
+    code = "headers_too_large"
+
+
+class ClientTooSlow(GatewayError):
+    """The client did not send its headers, or went silent in its body, within the time the gateway allows."""
+
+    status_code = 408
+    error_type = "invalid_request_error"
+    code = "client_too_slow"
+
+
+class TooManyConnections(GatewayError):
+    """The server holds GATEWAY_MAX_CONNECTIONS connections already; this one is closed at once."""
+
+    status_code = 503
+    error_type = "service_unavailable"
+    code = "too_many_connections"
 
 
 class ShuttingDown(GatewayError):

@@ -86,6 +86,17 @@ class Settings(BaseSettings):
     # may ask for less with `X-Request-Timeout: <seconds>` (gateway/http/request_deadline.py).
     request_timeout_s: float = Field(600.0, gt=0)
 
+    # What one connection may cost before its request reaches the app (gateway/http/connection_guard.py): the
+    # request head's size and header count (431 past them, as nginx's and Node's limits do), the time to send
+    # the head and the longest silence inside a body (408), and connections held at once (one more: 503, closed).
+    # The descriptor limit (ulimit -n) must allow two per connection (one to the client, one upstream).
+    max_header_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    max_header_count: int = Field(100, ge=8, le=10_000)
+    header_timeout_s: float = Field(10.0, gt=0)
+    body_timeout_s: float = Field(30.0, gt=0)
+    max_connections: int = Field(2048, ge=1)
+    listen_backlog: int = Field(2048, ge=1)  # connections the kernel queues before the gateway accepts them
+
     health_interval_s: float = Field(5.0, gt=0)
     health_timeout_s: float = Field(2.0, gt=0)
     # Replicas: this many failed requests in a row eject one (circuit breaker) until a /health probe readmits
