@@ -13,8 +13,10 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from gateway.app import create_app
+from gateway.http.server import server_config
 from gateway.models.registry import ConfigError
 from gateway.observability.log_format import logging_config
+from gateway.routes.dependencies import GatewayState
 from gateway.settings import Settings
 
 
@@ -45,20 +47,12 @@ def main() -> int:
     # JSON lines (or text) for the gateway's loggers and uvicorn's alike; uvicorn applies it again, unchanged.
     log_config = logging_config(settings.log_format, settings.log_level)
     logging.config.dictConfig(log_config)
-    uvicorn.run(
-        app,
-        log_config=log_config,
-        host=settings.host,
-        port=settings.port,
-        loop="uvloop",
-        http="httptools",
-        log_level=settings.log_level,
-        access_log=False,  # per-request logging costs more than the gateway's whole budget; metrics count instead
-        # SIGTERM: stop accepting, drain in-flight requests this long, cancel the rest, then the lifespan shutdown.
-        timeout_graceful_shutdown=settings.shutdown_grace_s,
-        proxy_headers=False,  # the gateway never uses the client address; skipping it saves per-request work
+    state: GatewayState = app.state.gateway
+    server = uvicorn.Server(
+        server_config(app, settings, state.metrics, log_config=log_config, log_level=settings.log_level)
     )
-    return 0
+    server.run()
+    return 0 if server.started else 3  # as uvicorn.run exits when start-up failed (e.g. the port is taken)
 
 
 def _port_taken(host: str, port: int) -> str | None:

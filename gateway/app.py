@@ -18,6 +18,7 @@ from gateway.documents.pipeline import DocumentPipeline
 from gateway.documents.sources.pages import make_render_pool
 from gateway.http.bare_route import BareASGIRoute
 from gateway.http.error_handlers import ErrorBoundary, install_error_handlers
+from gateway.http.request_body import BodyLimit
 from gateway.http.request_deadline import DEADLINE_DOCUMENT_PATHS, RequestDeadline
 from gateway.jobs.runner import JobRunner
 from gateway.jobs.store_schema import open_store
@@ -150,7 +151,6 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
         lifespan=lifespan,
         docs_url=None,  # /docs and /redoc without a CDN: routes/docs_pages.py
         redoc_url=None,
-        max_body_size=settings.max_body_bytes,  # FastAPI's routes; the chat hot path checks its own
     )
     app.state.gateway = state
     chat_endpoint = chat.ChatCompletionsEndpoint(state)
@@ -163,8 +163,10 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
     install_docs_pages(app)
     install_error_handlers(app)
     chat_app: ASGIApp = chat_endpoint
+    # The body limit of FastAPI's routes (the chat hot path checks its own), innermost: after the key check.
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     if keys is not None and limiter is not None:  # no keys: nothing on the request path at all
-        guard_metrics = settings.metrics_require_key
+        guard_metrics = settings.metrics_require_key is not False  # guarded unless explicitly opened
         app.add_middleware(
             AuthMiddleware, keys=keys, limiter=limiter, metrics=gateway_metrics, guard_metrics=guard_metrics
         )

@@ -20,6 +20,10 @@
     │                                                          vLLM's API, e.g. garbage instead of JSON)
     ├── RequestTimeout            504 timeout                 code request_timeout (the request's own deadline,
     │                                                          gateway/http/request_deadline.py)
+    ├── HeadersTooLarge           431 invalid_request_error   code headers_too_large (size or count of the
+    │                                                          request's headers, gateway/http/connection_guard.py)
+    ├── ClientTooSlow             408 invalid_request_error   code client_too_slow (headers or body not sent in time)
+    ├── TooManyConnections        503 service_unavailable     code too_many_connections (GATEWAY_MAX_CONNECTIONS)
     └── ShuttingDown              503 service_unavailable     code shutting_down (still running when the
                                                                shutdown grace period ended)
 
@@ -95,7 +99,8 @@ class ModelNotFound(GatewayError):
     def __init__(self, model: str, served: Iterable[str]) -> None:
         # OpenAI's sentence first (clients match on it), then what would have worked.
         names = ", ".join(sorted(served)) or "none"
-        super().__init__(f"The model `{model}` does not exist. Served models: {names} (GET /v1/models).", param="model")
+        message = f"The model `{shown(model)}` does not exist. Served models: {names} (GET /v1/models)."
+        super().__init__(message, param="model")
 
 
 class JobNotFound(GatewayError):
@@ -179,12 +184,47 @@ class RequestTimeout(GatewayError):
     code = "request_timeout"
 
 
+class HeadersTooLarge(GatewayError):
+    """The request's headers are larger, or more, than the gateway reads (GATEWAY_MAX_HEADER_BYTES/_COUNT)."""
+
+    status_code = 431
+    error_type = "invalid_request_error"
+    code = "headers_too_large"
+
+
+class ClientTooSlow(GatewayError):
+    """The client did not send its headers, or went silent in its body, within the time the gateway allows."""
+
+    status_code = 408
+    error_type = "invalid_request_error"
+    code = "client_too_slow"
+
+
+class TooManyConnections(GatewayError):
+    """The server holds GATEWAY_MAX_CONNECTIONS connections already; this one is closed at once."""
+
+    status_code = 503
+    error_type = "service_unavailable"
+    code = "too_many_connections"
+
+
 class ShuttingDown(GatewayError):
     """The server cancelled the request: it was still running when the shutdown grace period ended."""
 
     status_code = 503
     error_type = "service_unavailable"
     code = "shutting_down"
+
+
+# Longest piece of client input an error message repeats: a 1 MB `model` must not come back whole.
+SHOWN_CHARS = 80
+
+
+def shown(value: str, limit: int = SHOWN_CHARS) -> str:
+    """`value` for an error message: cut to `limit` characters, saying how long it really was."""
+    if len(value) <= limit:
+        return value
+    return f"{value[:limit]}… ({len(value):,} characters)"
 
 
 def openai_error_body(

@@ -105,6 +105,17 @@ class Settings(BaseSettings):
     # may ask for less with `X-Request-Timeout: <seconds>` (gateway/http/request_deadline.py).
     request_timeout_s: float = Field(600.0, gt=0)
 
+    # What one connection may cost before its request reaches the app (gateway/http/connection_guard.py): the
+    # request head's size and header count (431 past them, as nginx's and Node's limits do), the time to send
+    # the head and the longest silence inside a body (408), and connections held at once (one more: 503, closed).
+    # The descriptor limit (ulimit -n) must allow two per connection (one to the client, one upstream).
+    max_header_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    max_header_count: int = Field(100, ge=8, le=10_000)
+    header_timeout_s: float = Field(10.0, gt=0)
+    body_timeout_s: float = Field(30.0, gt=0)
+    max_connections: int = Field(2048, ge=1)
+    listen_backlog: int = Field(2048, ge=1)  # connections the kernel queues before the gateway accepts them
+
     health_interval_s: float = Field(5.0, gt=0)
     health_timeout_s: float = Field(2.0, gt=0)
     # Replicas: this many failed requests in a row eject one (circuit breaker) until a /health probe readmits
@@ -126,13 +137,18 @@ class Settings(BaseSettings):
     # either, POST /v1/jobs is a 429 with Retry-After. 0: no bound.
     max_queued_jobs_per_key: int = Field(100, ge=0)
     max_job_bytes_per_key: int = Field(1024 * 1024 * 1024, ge=0)
+    # With API keys, each key has cache entries of its own: a shared hit (`cached: true`) would tell one key that
+    # another processed the same file. True shares them (one tenant, several keys). Without keys: always shared.
+    cache_shared_across_keys: bool = False
 
     # API keys (gateway/security/auth.py): comma-separated keys, and/or a YAML file of {name, key, requests_per_minute?,
     # max_concurrency?}. None configured: the gateway is open. Limits per key, 0 = unlimited; shared by
     # replicas through Redis when `redis_url` is set (gateway/security/rate_limit.py).
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     keys_file: Path | None = None
-    metrics_require_key: bool = False
+    # /metrics with keys configured: unset (None) or true needs a key, false leaves it open. Its text names every
+    # upstream URL and key name, so a gateway with keys guards it unless told otherwise. Without keys: open.
+    metrics_require_key: bool | None = None
     default_rpm: int = Field(60, ge=0)
     default_max_concurrency: int = Field(16, ge=0)
     redis_url: str | None = None

@@ -23,6 +23,13 @@ VLLM_IMAGE = f"vllm/vllm-openai:v{VLLM_VERSION}"
 # profiling reserve. JSON, since vLLM rejects the legacy `image=1,video=0` form (vllm#39687).
 LIMIT_MM_PER_PROMPT = {"image": 1, "video": 0}
 
+# vLLM fetches http(s) media URLs in a request itself unless told which domains it may fetch from; with a list,
+# any other host is refused (exact host match, vLLM >= 0.11, `--allowed-media-domains`). The gateway only ever
+# sends images inline (data: URLs) and refuses content parts it has not vetted, so the list names one host
+# that cannot exist (RFC 6761 reserves `.invalid`): defence in depth should a URL ever slip through.
+# (An empty list would mean "any domain" to vLLM.)
+NO_MEDIA_DOMAIN = "media-fetching-disabled.invalid"
+
 # Flags serve_args sets itself; `serving.extra_args` may not repeat them.
 _MANAGED_FLAGS = frozenset(
     {
@@ -35,6 +42,7 @@ _MANAGED_FLAGS = frozenset(
         "--max-model-len",
         "--max-num-seqs",
         "--limit-mm-per-prompt",
+        "--allowed-media-domains",
         "--mm-processor-kwargs",
         "--trust-remote-code",
         "--enforce-eager",
@@ -58,6 +66,7 @@ def serve_args(config: ModelConfig, plan: ModelPlan, *, host: str, port: int) ->
     args += ["--gpu-memory-utilization", f"{plan.gpu_memory_utilization:.2f}"]
     args += ["--max-model-len", str(plan.max_model_len), "--max-num-seqs", str(plan.max_num_seqs)]
     args += ["--limit-mm-per-prompt", _json(LIMIT_MM_PER_PROMPT)]
+    args += ["--allowed-media-domains", NO_MEDIA_DOMAIN]
     if serving.mm_processor_kwargs:
         args += ["--mm-processor-kwargs", _json(mm_processor_kwargs(config, plan))]
     if serving.trust_remote_code:

@@ -1,4 +1,4 @@
-"""The real gateway under uvicorn (uvloop + httptools, as in production) on a free loopback port."""
+"""The real gateway under uvicorn (uvloop + guarded httptools, as in production) on a free loopback port."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from gateway.app import create_app
+from gateway.http.server import server_config
 from gateway.routes.dependencies import GatewayState
 from gateway.settings import Settings
 
@@ -23,9 +24,8 @@ class GatewayServer:
 
     def __init__(self, settings: Settings) -> None:
         self.app: FastAPI = create_app(settings)
-        self._server = uvicorn.Server(
-            uvicorn.Config(self.app, loop="uvloop", http="httptools", log_level="warning", access_log=False)
-        )
+        # The configuration `python -m gateway` serves with (gateway/http/server.py), quieter logs aside.
+        self._server = uvicorn.Server(server_config(self.app, settings, self.state.metrics, log_level="warning"))
         self._thread: threading.Thread | None = None
         self.port = 0
 
@@ -36,6 +36,11 @@ class GatewayServer:
     @property
     def base_url(self) -> str:
         return f"{self.root_url}/v1"
+
+    @property
+    def server_state(self) -> uvicorn.server.ServerState:
+        """uvicorn's own: the connections it holds."""
+        return self._server.server_state
 
     @property
     def state(self) -> GatewayState:

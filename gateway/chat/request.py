@@ -4,6 +4,9 @@ The body is forwarded to vLLM byte for byte, so this reads only what routing and
 the rest of the validation to vLLM, whose 400s pass through. Image data URLs are checked by decoding only
 their first bytes (the file signature), never the whole base64 payload.
 
+Content parts are `text` or `image_url` and nothing else (`_check_part` says why); a message whose content is a
+plain string costs no more than before.
+
 Remote (http/https) image URLs are refused here unless the gateway has a remote-image allow-list; then they
 are reported back in `ChatRequestInfo.remote_images` for the route to fetch (gateway/security/remote_images.py) and
 inline with `inline_image_urls`. A request without remote URLs costs nothing more either way.
@@ -22,7 +25,7 @@ from typing import Any, ClassVar
 import orjson
 
 from gateway.chat.structured_outputs import GUIDED_KEYS, rewrite_guided_fields
-from gateway.errors import InvalidRequest
+from gateway.errors import InvalidRequest, shown
 from gateway.http.media_types import (
     IMAGE_KINDS,
     PDF_GOES_TO_DOCUMENTS,
@@ -148,11 +151,23 @@ def _check_messages(messages: Any, allow_remote: bool) -> list[RemoteImageRef] |
 
 
 def _check_part(part: Any, where: str, allow_remote: bool) -> str | None:
-    """Check one content part; return its image URL when it is a remote one the caller will fetch."""
+    """Check one content part; return its image URL when it is a remote one the caller will fetch.
+
+    Only `text` and `image_url` parts pass, and neither may carry a key vLLM reads as media: vLLM also parses
+    untyped parts by their keys (`{"image_url": ...}`), `input_image`, `video_url`, `audio_url`, `input_audio`,
+    `image_embeds`..., and fetches their URLs itself. A part this gateway has not vetted never reaches it.
+    """
     if not isinstance(part, dict):
         raise InvalidRequest(f"`{where}` must be an object", param=where)
-    if part.get("type") != "image_url":
+    kind = part.get("type")
+    if kind == "text":
+        if len(part) > 2:  # the usual {"type", "text"} costs one len()
+            _refuse_media_keys(part, "text", where)
         return None
+    if kind != "image_url":
+        raise _unaccepted_part(kind, where)
+    if len(part) > 2:
+        _refuse_media_keys(part, "image_url", where)
     image_url = part.get("image_url")
     url = image_url.get("url") if isinstance(image_url, dict) else None
     if not isinstance(url, str):
@@ -161,6 +176,53 @@ def _check_part(part: Any, where: str, allow_remote: bool) -> str | None:
         return url
     check_image_url(url, f"{where}.image_url.url")
     return None
+
+
+# Keys vLLM reads a media item from (its chat parser's part types, typed or not, across recent releases); one
+# in a text part, or a second one in an image part, would be parsed by some version as media nobody vetted.
+_MEDIA_KEYS = frozenset(
+    {
+        "image_url",
+        "image_embeds",
+        "image_pil",
+        "image",
+        "input_image",
+        "audio_url",
+        "input_audio",
+        "audio",
+        "audio_embeds",
+        "video_url",
+        "video",
+        "file",
+        "file_url",
+        "input_file",
+    }
+)
+# Media the models behind this gateway (image-to-text VLMs, started with no video) cannot read anyway.
+_NOT_IMAGES = {"video_url": "video", "audio_url": "audio", "input_audio": "audio"}
+
+
+def _refuse_media_keys(part: dict[str, Any], kind: str, where: str) -> None:
+    extra = sorted(key for key in part.keys() & _MEDIA_KEYS if key != kind)
+    if extra:
+        raise InvalidRequest(
+            f"`{where}` is a {kind} part that also carries `{extra[0]}`; send each image as its own image_url part",
+            param=where,
+        )
+
+
+def _unaccepted_part(kind: Any, where: str) -> InvalidRequest:
+    if kind is None:
+        message = f"`{where}` has no `type`: every content part must say whether it is `text` or `image_url`"
+    elif kind in _NOT_IMAGES:
+        message = (
+            f"`{where}` is a {kind} part: the models behind this gateway read text and images only, "
+            f"so {_NOT_IMAGES[kind]} is not accepted"
+        )
+    else:
+        shown_kind = shown(kind, 40) if isinstance(kind, str) else json_type(kind)
+        message = f"`{where}` has type {shown_kind!r}, which this gateway does not accept: use `text` or `image_url`"
+    return InvalidRequest(message, param=where)
 
 
 def check_image_url(url: str, param: str) -> None:

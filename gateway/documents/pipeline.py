@@ -23,7 +23,7 @@ from gateway.documents.request import DocumentFile, DocumentOptions
 from gateway.documents.response import RenderedPage, document_json
 from gateway.documents.result_cache import CacheStore, cache_key, cached_document, remember_document
 from gateway.documents.sources.pages import SourceDocument, open_document, parse_pages, render_page
-from gateway.errors import GatewayError, InvalidRequest, ModelNotFound
+from gateway.errors import GatewayError, InvalidRequest, ModelNotFound, shown
 from gateway.http.disconnect import ClientDisconnected
 from gateway.observability.metrics import GatewayMetrics
 from gateway.settings import Settings
@@ -155,7 +155,9 @@ def resolve_model(pipeline: DocumentPipeline, options: DocumentOptions, task: Do
     if model is None:
         raise ModelNotFound(name, pipeline.models)
     if task not in model.config.tasks:
-        raise InvalidRequest(f"model {name} does not do {task}; its tasks are {model.config.tasks}", param="model")
+        raise InvalidRequest(
+            f"model {shown(name)} does not do {task}; its tasks are {model.config.tasks}", param="model"
+        )
     return model
 
 
@@ -178,11 +180,18 @@ async def json_answer(
     options: DocumentOptions,
     *,
     on_page: Callable[[], None] | None = None,
+    cache_scope: str | None = None,
 ) -> dict[str, Any]:
-    """The JSON answer for one file (a document) or a batch (a list with one document or error per file)."""
+    """The JSON answer for one file (a document) or a batch (a list with one document or error per file).
+
+    `cache_scope`: whose result-cache entries these are (the asking key's name; None: shared by everyone).
+    """
     batch = len(files) > 1
     answers = await asyncio.gather(
-        *(_json_document(pipeline, model, task, file, options, batch=batch, on_page=on_page) for file in files)
+        *(
+            _json_document(pipeline, model, task, file, options, batch=batch, on_page=on_page, scope=cache_scope)
+            for file in files
+        )
     )
     return {"object": "list", "data": list(answers)} if batch else answers[0]
 
@@ -196,12 +205,13 @@ async def _json_document(
     *,
     batch: bool,
     on_page: Callable[[], None] | None,
+    scope: str | None,
 ) -> dict[str, Any]:
     started = time.perf_counter()
     # -- result cache (documents/result_cache.py): a hit skips the model entirely --
     key: str | None = None
     if pipeline.cache_store.cache_max_bytes > 0:
-        key = await asyncio.to_thread(cache_key, model, task, file, options)
+        key = await asyncio.to_thread(cache_key, model, task, file, options, scope=scope)
         hit = await cached_document(pipeline.cache_store, key, file, started)
         counter = pipeline.metrics.cache_hits if hit is not None else pipeline.metrics.cache_misses
         counter.labels(model.name, task).inc()

@@ -142,6 +142,8 @@ async def _from_multipart(
     try:
         # One more file than allowed is read so that a batch over the limit is told so, not truncated.
         form = await request.form(max_files=max_files + 1, max_fields=16, max_part_size=64 * 1024)
+    except BodyTooLarge:
+        raise  # the body limit (gateway/http/request_body.py BodyLimit): a 413, not a malformed body
     except Exception as exc:  # python-multipart and Starlette raise several types for a malformed body
         raise InvalidRequest(f"the multipart body cannot be read: {exc}") from None
     try:

@@ -3,9 +3,11 @@
 The key is a SHA-256 over the file's bytes and everything that shapes the answer: the model, the task, the exact
 prompt texts the request uses, the sampling values it resolves to (first temperature, retry temperatures, top_p,
 max tokens), the model's image policy as served, pages, dpi, mode, bbox and picture_crops, plus the gateway's
-version (a new release may answer differently). Values are the JSON answers, bounded and evicted least recently
-used first by the store (`GATEWAY_CACHE_MAX_BYTES`; 0 turns the cache off). Only documents whose every page came
-back `ok` or `repaired` are stored: a failed or degraded page may well succeed next time.
+version (a new release may answer differently), and the cache's scope: with API keys, the name of the key that
+asked, so one key never learns (from `cached: true`) that another processed the same file, unless the operator
+shares the cache across keys (GATEWAY_CACHE_SHARED_ACROSS_KEYS). Values are the JSON answers, bounded and
+evicted least recently used first by the store (`GATEWAY_CACHE_MAX_BYTES`; 0 turns the cache off). Only documents
+whose every page came back `ok` or `repaired` are stored: a failed or degraded page may well succeed next time.
 """
 
 from __future__ import annotations
@@ -42,8 +44,13 @@ _KEY_FORMAT = 1  # bump when the cached answer's shape changes
 _CACHEABLE_PAGE_STATUS = ("ok", "repaired")
 
 
-def cache_key(model: ServedModel, task: DocumentTask, file: DocumentFile, options: DocumentOptions) -> str:
-    """The cache key of one file read with these options (hashes the whole file: call it off the event loop)."""
+def cache_key(
+    model: ServedModel, task: DocumentTask, file: DocumentFile, options: DocumentOptions, *, scope: str | None = None
+) -> str:
+    """The cache key of one file read with these options (hashes the whole file: call it off the event loop).
+
+    `scope` (the asking key's name) separates the entries of different keys; None: one cache for everyone.
+    """
     config = model.config
     sampling = config.sampling
     if task == "layout":
@@ -72,6 +79,8 @@ def cache_key(model: ServedModel, task: DocumentTask, file: DocumentFile, option
         "bbox": options.bbox,
         "picture_crops": options.picture_crops,
     }
+    if scope is not None:  # only then: an open gateway's keys stay what they were
+        recipe["scope"] = scope
     digest = hashlib.sha256(orjson.dumps(recipe, option=orjson.OPT_SORT_KEYS))
     digest.update(b"\0")
     digest.update(file.data)

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import logging
+from http import HTTPStatus
 
 import orjson
 from fastapi import FastAPI, Request
@@ -88,6 +89,15 @@ class ErrorBoundary:
 async def send_error_response(send: Send, error: GatewayError) -> None:
     """Send `error` as a whole response in the OpenAI shape, with the headers it needs; for pure-ASGI code."""
     await _send(send, error.status_code, openai_error_bytes(error), error.headers)
+
+
+def raw_error_response(error: GatewayError) -> bytes:
+    """A whole HTTP/1.1 response that closes the connection, for the server's protocol layer (no ASGI there:
+    gateway/http/connection_guard.py answers before or instead of a request reaching the app)."""
+    body = openai_error_bytes(error)
+    reason = HTTPStatus(error.status_code).phrase.encode()
+    head = b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n"
+    return head % (error.status_code, reason, len(body)) + body
 
 
 async def _send(send: Send, status: int, body: bytes, extra_headers: dict[str, str] | None) -> None:

@@ -39,6 +39,9 @@ from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
 
+# Stored beside a job's options (not one of them): whose result-cache entries the job uses.
+_CACHE_SCOPE = "cache_scope"
+_JOBS_NAMED_IN_LOG = 10  # job ids the "resuming" line names; the rest are only counted
 INPUT_LOST = "the gateway restarted and the job's input was lost"
 _SWEEP_EVERY_S = 3600.0
 
@@ -79,11 +82,7 @@ class JobRunner:
         await self._sweep()
         unfinished = await asyncio.to_thread(self.store.unfinished_jobs)
         if unfinished:
-            log.warning(
-                "resuming %d job(s) left unfinished by a previous run of the gateway: %s",
-                len(unfinished),
-                ", ".join(f"{job.id} ({job.status})" for job in unfinished),
-            )
+            log.warning("%s", resuming_message(unfinished))
         for job in unfinished:
             await asyncio.to_thread(self.store.requeue_job, job.id)
             self._schedule(job.id, resumed=True)
@@ -106,15 +105,18 @@ class JobRunner:
         *,
         owner: str | None = None,
         extra: dict[str, Any] | None = None,
+        cache_scope: str | None = None,
     ) -> str:
         """Store a job (queued) and schedule it; the job's id. Raises InvalidRequest for what cannot be run,
         RateLimited (429) when `owner` is past its bounds. `extra` is stored beside the options (`mistral`:
-        the answer's shape and annotation requests, see mistral_ocr/)."""
+        the answer's shape and annotation requests, see mistral_ocr/). `cache_scope` (the submitting key's name,
+        or None) is kept with the options: the job, run later or after a restart, reads and writes that key's
+        result-cache entries only."""
         pipeline = self._pipeline
         model = resolve_model(pipeline, options, task)
         pages_total = await asyncio.to_thread(count_pages, files, options, pipeline.settings)
         job_id = f"job-{uuid.uuid4().hex}"
-        stored = {**options.model_dump(mode="json"), **(extra or {})}
+        stored = {**options.model_dump(mode="json"), **(extra or {}), _CACHE_SCOPE: cache_scope}
         async with self._admission:
             if owner is not None:
                 size = sum(len(file.data) for file in files)
@@ -217,6 +219,7 @@ class JobRunner:
             return
         stored = dict(job.options)
         mistral = stored.pop("mistral", None)  # a Mistral-shaped request (submit_mistral)
+        scope = stored.pop(_CACHE_SCOPE, None)  # absent from jobs stored before it existed: shared
         options = DocumentOptions.model_validate(stored)
         task: DocumentTask = "layout" if job.task == "layout" else "ocr"
         model = resolve_model(pipeline, options, task)  # a model no longer served fails the job (404 body)
@@ -236,7 +239,7 @@ class JobRunner:
             request = MistralRequest(files[0], mistral_options, document_format, bbox_format)
             answer = await mistral_answer(pipeline, request, on_page=on_page)
         else:
-            answer = await json_answer(pipeline, model, task, files, options, on_page=on_page)
+            answer = await json_answer(pipeline, model, task, files, options, on_page=on_page, cache_scope=scope)
         finished = await asyncio.to_thread(
             store.finish_job, job_id, "succeeded", result=orjson.dumps(answer), pages_done=job.pages_total
         )
@@ -270,3 +273,12 @@ class JobRunner:
         while True:
             await asyncio.sleep(interval)
             await self._sweep()
+
+
+def resuming_message(unfinished: list[JobRecord]) -> str:
+    """The start-up line about unfinished jobs. It names the first few only: after a crash under load there may
+    be thousands, and one log line holding every id helps nobody."""
+    named = ", ".join(f"{job.id} ({job.status})" for job in unfinished[:_JOBS_NAMED_IN_LOG])
+    more = len(unfinished) - _JOBS_NAMED_IN_LOG
+    tail = f" and {more} more" if more > 0 else ""
+    return f"resuming {len(unfinished)} job(s) left unfinished by a previous run of the gateway: {named}{tail}"

@@ -164,6 +164,13 @@ class GatewayMetrics:
             ["route"],
             registry=self.registry,
         )
+        self.connections_refused = Counter(
+            "gateway_connections_refused",
+            "Connections the server closed before a request ran, by reason: too_many_connections, "
+            "headers_too_large, too_many_headers, header_timeout, body_timeout (gateway/http/connection_guard.py).",
+            ["reason"],
+            registry=self.registry,
+        )
 
         self.remote_image_fetches = Counter(
             "gateway_remote_image_fetches",

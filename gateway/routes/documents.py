@@ -89,6 +89,15 @@ async def ocr(request: Request, state: StateDep) -> Response:
     return await _run(request, state, "ocr", payload)
 
 
+def cache_scope(request: Request, state: GatewayState) -> str | None:
+    """Whose result-cache entries a request reads and writes: its key's name (set by the key check), unless the
+    operator shares the cache across keys; None (shared) on a gateway without keys."""
+    if state.settings.cache_shared_across_keys:
+        return None
+    name: str | None = request.scope.get("state", {}).get("api_key_name")
+    return name
+
+
 async def _run(
     request: Request, state: GatewayState, task: DocumentTask, payload: dict[str, Any] | None = None
 ) -> Response:
@@ -104,7 +113,8 @@ async def _run(
     model = resolve_model(state.documents, options, task)
     request.state.model = model.name
     if options.format == "json":
-        answer = await json_answer(state.documents, model, task, document.files, options)
+        scope = cache_scope(request, state)
+        answer = await json_answer(state.documents, model, task, document.files, options, cache_scope=scope)
         return Response(orjson.dumps(answer), media_type="application/json")
     [file] = document.files
     pages = await run_document(

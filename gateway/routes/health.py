@@ -33,6 +33,9 @@ class Liveness(BaseModel):
     status: Literal["ok"] = "ok"
 
 
+# HEAD too: load balancers and uptime checkers (`curl -I`, many monitors) send it, and a 405 reads as down. Out
+# of the OpenAPI document: one operation per path is enough there, and two would share an operationId.
+@router.head("/health", include_in_schema=False)
 @router.get("/health", response_model=Liveness)
 async def health() -> Liveness:
     """The gateway process is up. Touches no upstream, so it is safe for a liveness probe."""

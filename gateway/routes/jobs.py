@@ -24,7 +24,7 @@ from gateway.errors import InvalidRequest
 from gateway.jobs.store import JobRecord, JobStatus
 from gateway.mistral_ocr.request import read_mistral_request
 from gateway.routes.dependencies import GatewayState, StateDep
-from gateway.routes.documents import _openapi
+from gateway.routes.documents import _openapi, cache_scope
 from gateway.routes.error_responses import ERROR_RESPONSES
 
 router = APIRouter(tags=["Jobs"])
@@ -99,7 +99,12 @@ async def create_job(request: Request, state: StateDep) -> Response:
     if document.options.format != "json":
         raise InvalidRequest("a job's result is JSON: leave `format` out or set it to json", param="format")
     options = check_options(document.options, task, files=len(document.files))
-    return await _accepted(request, state, await state.jobs.submit(task, document.files, options, owner=owner), owner)
+    return await _accepted(
+        request,
+        state,
+        await state.jobs.submit(task, document.files, options, owner=owner, cache_scope=cache_scope(request, state)),
+        owner,
+    )
 
 
 async def _accepted(request: Request, state: GatewayState, job_id: str, owner: str | None) -> Response:

@@ -162,6 +162,11 @@ class AuthMiddleware:
             self.metrics.auth_failures.labels("invalid").inc()
             raise Unauthorized("Incorrect API key provided.")
         scope.setdefault("state", {})["api_key_name"] = policy.name  # for logs: the name, never the key
+        if scope["path"] == METRICS_PATH:
+            # A scrape is checked, not counted: Prometheus every 15 s must neither spend a client's request budget
+            # nor be refused with a 429 when that client is busy.
+            await self.app(scope, receive, send)
+            return
         try:
             ticket = await self.limiter.acquire(policy)
         except RateLimited as exc:

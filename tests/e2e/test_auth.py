@@ -79,7 +79,7 @@ def test_chat_models_and_ocr_refuse_a_missing_or_wrong_key(
         assert error["type"] == "authentication_error"
         assert error["code"] == "invalid_api_key"
         assert "sk-wrong" not in response.text
-    metrics = httpx.get(keyed.root_url + "/metrics").text
+    metrics = httpx.get(keyed.root_url + "/metrics", headers=_auth()).text
     assert f'gateway_auth_failures_total{{reason="{reason}"}} 3.0' in metrics
 
 
@@ -99,15 +99,24 @@ def test_the_sdk_sees_authentication_error_for_a_wrong_key_and_answers_for_the_r
     assert _ocr(keyed, _auth()).status_code == 200
 
 
-def test_health_ready_docs_and_metrics_stay_open(keyed: GatewayServer) -> None:
-    for path in ("/health", "/ready", "/docs", "/openapi.json", "/metrics"):
+def test_health_ready_and_docs_stay_open(keyed: GatewayServer) -> None:
+    for path in ("/health", "/ready", "/docs", "/openapi.json"):
         assert httpx.get(keyed.root_url + path).status_code == 200, path
 
 
-def test_metrics_can_require_a_key(make_gateway: Callable[..., GatewayServer], standin: StandinServer) -> None:
-    gateway = make_gateway({CHAT_MODEL: [standin.base_url]}, api_keys=[KEY], metrics_require_key=True)
-    assert httpx.get(gateway.root_url + "/metrics").status_code == 401
-    assert httpx.get(gateway.root_url + "/metrics", headers=_auth()).status_code == 200
+def test_with_keys_metrics_needs_one_by_default(keyed: GatewayServer, standin: StandinServer) -> None:
+    # The exposition names every upstream URL and key name: not for anyone who can reach the port.
+    refused = httpx.get(keyed.root_url + "/metrics")
+    assert refused.status_code == 401
+    assert standin.base_url not in refused.text
+    scraped = httpx.get(keyed.root_url + "/metrics", headers=_auth())
+    assert scraped.status_code == 200
+    assert "gateway_requests_total" in scraped.text
+
+
+def test_metrics_can_be_opened_explicitly(make_gateway: Callable[..., GatewayServer], standin: StandinServer) -> None:
+    gateway = make_gateway({CHAT_MODEL: [standin.base_url]}, api_keys=[KEY], metrics_require_key=False)
+    assert httpx.get(gateway.root_url + "/metrics").status_code == 200
     assert httpx.get(gateway.root_url + "/health").status_code == 200
 
 
@@ -145,7 +154,8 @@ def test_requests_over_the_per_minute_limit_get_429_with_retry_after(
     assert error["type"] == "rate_limit_error"
     assert error["code"] == "rate_limit_exceeded"
     assert KEY not in response.text
-    metrics = httpx.get(gateway.root_url + "/metrics").text
+    # The scrape needs the key but spends none of its budget (the key is out of requests here).
+    metrics = httpx.get(gateway.root_url + "/metrics", headers=_auth()).text
     assert 'gateway_rate_limited_total{key="key-1",limit="requests"} 2.0' in metrics
     assert KEY not in metrics
     # Another key has its own budget.
@@ -203,7 +213,7 @@ def test_a_concurrency_slot_is_held_to_the_last_byte_of_a_stream_and_freed_on_di
         second.close()
         assert _wait_until(lambda: _chat(gateway, max_tokens=1).status_code == 200)
         third.close()
-    metrics = httpx.get(gateway.root_url + "/metrics").text
+    metrics = httpx.get(gateway.root_url + "/metrics", headers=_auth()).text
     assert 'gateway_rate_limited_total{key="team-a",limit="concurrency"}' in metrics
 
 

@@ -99,6 +99,37 @@ def test_a_body_over_the_limit_is_a_413(make_gateway: Callable[..., GatewayServe
     assert chunked.status_code == 413
 
 
+@pytest.mark.parametrize("path", ["/ocr", "/layout", "/jobs"])
+def test_a_declared_oversize_body_on_a_document_route_is_an_openai_413(
+    make_gateway: Callable[..., GatewayServer], standin: StandinServer, path: str
+) -> None:
+    gateway = make_gateway({CHAT_MODEL: [standin.base_url]}, max_body_bytes=64 * 1024)
+    big = orjson.dumps({"image": "A" * 100_000})
+    for content in (big, iter([big])):  # declared by Content-Length, then chunked (counted as it arrives)
+        response = httpx.post(
+            gateway.base_url + path, content=content, headers={"content-type": "application/json"}, timeout=10
+        )
+        assert response.status_code == 413, response.text
+        assert response.headers["content-type"] == "application/json"
+        assert "exceeds the limit of 65536 bytes" in str(_error(response)["message"])
+    files = {"file": ("page.png", b"\x89PNG" + b"\0" * 100_000, "image/png")}
+    multipart = httpx.post(gateway.base_url + path, files=files, data={"task": "ocr"}, timeout=10)
+    assert multipart.status_code == 413, multipart.text
+    assert _error(multipart)["type"] == "invalid_request_error"
+
+
+def test_a_huge_model_name_is_not_echoed_back_whole(gateway: GatewayServer) -> None:
+    name = "m" * 1_000_000
+    response = _post(gateway, {"model": name, "messages": HI})
+    assert response.status_code == 404
+    message = str(_error(response)["message"])
+    assert len(message) < 300
+    assert "1,000,000 characters" in message
+    ocr = httpx.post(gateway.base_url + "/ocr", json={"image": "AAAA", "model": name}, timeout=10)
+    assert ocr.status_code == 404
+    assert len(str(_error(ocr)["message"])) < 300
+
+
 def test_max_tokens_over_the_cap_is_a_400_and_never_reaches_vllm(
     make_gateway: Callable[..., GatewayServer], standin: StandinServer
 ) -> None:

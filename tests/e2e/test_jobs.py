@@ -269,6 +269,57 @@ def test_the_same_upload_twice_is_answered_from_the_cache(
     assert 'gateway_cache_misses_total{model="dots-ocr",task="layout"} 2.0' in metrics
 
 
+KEY_A, KEY_B = "sk-team-a-0123456789", "sk-team-b-0123456789"
+
+
+def _layout_as(gateway: GatewayServer, key: str) -> dict[str, Any]:
+    files = [("file", ("calendar.pdf", CALENDAR.read_bytes()))]
+    headers = {"Authorization": f"Bearer {key}"}
+    response = httpx.post(gateway.root_url + "/v1/layout", files=files, headers=headers, timeout=30)
+    assert response.status_code == 200, response.text
+    document: dict[str, Any] = response.json()
+    return document
+
+
+def _job_as(gateway: GatewayServer, key: str) -> dict[str, Any]:
+    files = [("file", ("calendar.pdf", CALENDAR.read_bytes(), "application/pdf"))]
+    headers = {"Authorization": f"Bearer {key}"}
+    submitted = httpx.post(gateway.root_url + "/v1/jobs", files=files, data={"task": "layout"}, headers=headers)
+    assert submitted.status_code == 202, submitted.text
+    job_id = submitted.json()["id"]
+    deadline = time.monotonic() + 20
+    while (job := httpx.get(f"{gateway.root_url}/v1/jobs/{job_id}", headers=headers).json())["status"] != "succeeded":
+        assert job["status"] in ("queued", "running"), job
+        assert time.monotonic() < deadline, job
+        time.sleep(0.05)
+    result: dict[str, Any] = httpx.get(f"{gateway.root_url}/v1/jobs/{job_id}/result", headers=headers).json()
+    return result
+
+
+def test_with_keys_one_key_never_sees_another_keys_cached_result(
+    make_standin: Callable[..., StandinServer], make_gateway: Callable[..., GatewayServer]
+) -> None:
+    dots = _dots(make_standin, latency_s=0.0)
+    gateway = make_gateway({OCR_MODEL: [dots.base_url]}, api_keys=[KEY_A, KEY_B])
+    assert "cached" not in _layout_as(gateway, KEY_A)
+    # Key B sends the same file, as a job: a fresh answer, so B cannot tell that A processed it.
+    assert "cached" not in _job_as(gateway, KEY_B)
+    assert len(_chat_requests(dots)) == 4
+    # Each key still has its own entries (B's from its job: jobs and routes share a key's cache).
+    assert _layout_as(gateway, KEY_B)["cached"] is True
+    assert _layout_as(gateway, KEY_A)["cached"] is True
+    assert len(_chat_requests(dots)) == 4
+
+
+def test_the_cache_can_be_shared_across_keys_explicitly(
+    make_standin: Callable[..., StandinServer], make_gateway: Callable[..., GatewayServer]
+) -> None:
+    dots = _dots(make_standin, latency_s=0.0)
+    gateway = make_gateway({OCR_MODEL: [dots.base_url]}, api_keys=[KEY_A, KEY_B], cache_shared_across_keys=True)
+    assert "cached" not in _layout_as(gateway, KEY_A)
+    assert _layout_as(gateway, KEY_B)["cached"] is True
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

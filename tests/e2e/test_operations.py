@@ -17,6 +17,10 @@ def test_health_touches_no_upstream(make_gateway: Callable[..., GatewayServer]) 
     response = httpx.get(gateway.root_url + "/health")
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
+    # Load balancers and uptime checks often probe with HEAD: a 405 there would read as "down".
+    head = httpx.head(gateway.root_url + "/health")
+    assert head.status_code == 200
+    assert head.content == b""
 
 
 def test_ready_is_503_until_every_model_has_a_healthy_upstream(

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import openai
 import orjson
 import pytest
 
@@ -249,3 +250,35 @@ def test_a_document_url_is_capped_by_the_upload_limit_and_refused_without_an_all
     assert refused.status_code == 400
     assert "remote image URLs are not fetched" in refused.json()["error"]["message"]
     assert _chats_seen(standin) == []
+
+
+@pytest.mark.parametrize(
+    "part",
+    [
+        {"image_url": {"url": "{url}"}},
+        {"image_url": "{url}"},
+        {"type": "input_image", "image_url": "{url}"},
+        {"type": "video_url", "video_url": {"url": "{url}"}},
+        {"type": "audio_url", "audio_url": {"url": "{url}"}},
+        {"type": "text", "text": "hi", "image_url": {"url": "{url}"}},
+    ],
+)
+def test_urls_in_other_content_parts_never_reach_vllm(
+    fetching_gateway: Callable[..., GatewayServer],
+    standin: StandinServer,
+    image_server: _ImageServer,
+    part: dict[str, object],
+) -> None:
+    # vLLM parses these as media and would fetch the URL itself, from inside the GPU network. Even with the URL's
+    # domain on the allow-list, the gateway refuses them: only image_url parts are vetted and inlined.
+    gateway = fetching_gateway(["images.test"])
+    url = image_server.url("/page.png")
+    part = orjson.loads(orjson.dumps(part).replace(b"{url}", url.encode()))
+    body = {"model": CHAT_MODEL, "messages": [{"role": "user", "content": [{"type": "text", "text": "?"}, part]}]}
+    client = openai.OpenAI(base_url=gateway.base_url, api_key="unused", max_retries=0, timeout=10)
+    with client, pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(**body)  # type: ignore[call-overload]
+    assert refused.value.status_code == 400
+    assert refused.value.body["param"] == "messages[0].content[1]"  # type: ignore[index]
+    assert _chats_seen(standin) == []
+    assert image_server.hits == []

@@ -124,3 +124,33 @@ def test_the_store_defaults_to_the_users_data_folder_not_the_working_directory(
     assert not (tmp_path / "gateway-store.sqlite3").exists()
     monkeypatch.delenv("XDG_DATA_HOME")
     assert Settings().store_path == Path.home() / ".local" / "share" / "vlm-gateway" / "gateway-store.sqlite3"
+
+
+def test_connection_limits_have_safe_defaults_and_read_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    defaults = Settings()
+    assert (defaults.max_header_bytes, defaults.max_header_count) == (65536, 100)
+    assert (defaults.header_timeout_s, defaults.body_timeout_s, defaults.max_connections) == (10.0, 30.0, 2048)
+    monkeypatch.setenv("GATEWAY_MAX_CONNECTIONS", "500")
+    monkeypatch.setenv("GATEWAY_HEADER_TIMEOUT_S", "2.5")
+    assert (Settings().max_connections, Settings().header_timeout_s) == (500, 2.5)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"max_header_bytes": 100},  # smaller than any real client's headers
+        {"max_header_count": 2},
+        {"header_timeout_s": 0},
+        {"body_timeout_s": -1},
+        {"max_connections": 0},
+    ],
+)
+def test_connection_limits_that_cannot_work_fail_fast(bad: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        Settings(**bad)  # type: ignore[arg-type]
+
+
+def test_with_keys_metrics_and_the_cache_are_private_unless_opened() -> None:
+    settings = Settings()
+    assert settings.metrics_require_key is None  # None: guarded when keys are on (gateway/app.py)
+    assert settings.cache_shared_across_keys is False

@@ -49,7 +49,7 @@ PLANS_12GB = {
 }
 
 COMMON = ["--host", "127.0.0.1"]
-LIMIT = ["--limit-mm-per-prompt", '{"image":1,"video":0}']
+LIMIT = ["--limit-mm-per-prompt", '{"image":1,"video":0}', "--allowed-media-domains", "media-fetching-disabled.invalid"]
 DOTS_EXTRA = ["--chat-template-content-format", "string", "--no-enable-prefix-caching", "--mm-processor-cache-gb", "0"]
 EXPECTED_16GB = {
     "dots-ocr": [
@@ -170,3 +170,14 @@ def test_registry_keeps_processor_kwargs_in_one_place() -> None:
         Serving(port=1, max_model_len=1, max_num_seqs=1, extra_args=["--mm-processor-kwargs", "{}"])
     with pytest.raises(ValueError, match="unknown placeholder"):
         Serving(port=1, max_model_len=1, max_num_seqs=1, mm_processor_kwargs={"max_pixels": "{max_pixel}"})
+
+
+@pytest.mark.parametrize("name", SERVABLE)
+def test_vllm_is_told_to_fetch_no_media_url_itself(name: str) -> None:
+    # Defence in depth behind the gateway's own part checks: vLLM refuses a URL whose host is not on this list,
+    # and the only host on it is under the reserved `.invalid` top-level domain.
+    args = _args(name, PLANS_16GB[name])
+    domains = args[args.index("--allowed-media-domains") + 1 :]
+    first = domains[0]
+    assert first.endswith(".invalid")
+    assert not any(arg.startswith("http") for arg in domains)

@@ -54,7 +54,7 @@ from gateway.documents.sources.pdf_render import (
 )
 from gateway.documents.sources.render_pool import RenderPool, make_render_pool, render_workers
 from gateway.documents.sources.tiff_frames import TiffUnreadable, tiff_frame, tiff_ifd_offsets
-from gateway.errors import InvalidRequest
+from gateway.errors import InvalidRequest, shown
 from gateway.models.registry import ImagePolicy
 
 __all__ = [
@@ -74,7 +74,9 @@ __all__ = [
     "render_workers",
 ]
 
-_PAGE_PART = re.compile(r"([0-9]+)\s*(?:(-)\s*([0-9]*))?")
+# At most 9 digits a number: no document has a billion pages, and Python refuses to convert a string of more
+# than 4,300 digits to an int at all (a ValueError that would otherwise surface as a 500).
+_PAGE_PART = re.compile(r"([0-9]{1,9})\s*(?:(-)\s*([0-9]{0,9}))?")
 
 
 class DocumentRejected(InvalidRequest):
@@ -167,7 +169,7 @@ def parse_pages(spec: str | None, page_count: int) -> list[int]:
         match = _PAGE_PART.fullmatch(part)
         if match is None:
             raise InvalidRequest(
-                f"`pages` part {part!r} is not a page or range: use e.g. 3, 1-3 or 4- (pages count from 1)",
+                f"`pages` part {shown(part)!r} is not a page or range: use e.g. 3, 1-3 or 4- (pages count from 1)",
                 param="pages",
             )
         first_text, dash, last_text = match.groups()

@@ -193,3 +193,44 @@ def test_a_truncated_image_is_refused_naming_the_part(fmt: str, media_type: str)
         inspect_chat_request(orjson.dumps(chat_with_image("m", url)))
     assert caught.value.param == "messages[0].content[0].image_url.url"
     assert "truncated" in caught.value.message
+
+
+# --- content parts: only text and image_url reach vLLM ----------------------------------------------------------
+
+_URL = "http://127.0.0.1:9/secret.png"
+
+
+@pytest.mark.parametrize(
+    ("part", "words"),
+    [
+        ({"image_url": {"url": _URL}}, "has no `type`"),  # vLLM reads an untyped part by its keys
+        ({"image_url": _URL}, "has no `type`"),
+        ({"type": "input_image", "image_url": _URL}, "does not accept"),
+        ({"type": "image_embeds", "image_embeds": "AAAA"}, "does not accept"),
+        ({"type": "file", "file": {"file_data": "AAAA"}}, "does not accept"),
+        ({"type": "video_url", "video_url": {"url": _URL}}, "read text and images only"),
+        ({"type": "audio_url", "audio_url": {"url": _URL}}, "read text and images only"),
+        ({"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}}, "read text and images only"),
+        ({"type": "text", "text": "hi", "image_url": {"url": _URL}}, "also carries `image_url`"),
+        ({"type": "image_url", "image_url": {"url": data_url()}, "video_url": {"url": _URL}}, "also carries"),
+        ({"type": "IMAGE_URL", "image_url": {"url": _URL}}, "does not accept"),
+        ({"type": 7}, "does not accept"),
+    ],
+)
+@pytest.mark.parametrize("remote_images", [False, True])
+def test_every_other_content_part_is_refused_naming_it(
+    part: dict[str, object], words: str, remote_images: bool
+) -> None:
+    body = {"model": "m", "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}, part]}]}
+    with pytest.raises(InvalidRequest, match=words) as caught:
+        inspect_chat_request(_body(body), remote_images=remote_images)
+    assert caught.value.param == "messages[0].content[1]"
+
+
+def test_text_and_image_parts_with_harmless_extras_still_pass() -> None:
+    parts = [
+        {"type": "text", "text": "hi"},
+        {"type": "image_url", "image_url": {"url": data_url(), "detail": "high"}, "uuid": "page-1"},
+    ]
+    body = {"model": "m", "messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": parts}]}
+    assert inspect_chat_request(_body(body)).model == "m"

@@ -6,6 +6,7 @@ import io
 import logging
 import logging.config
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -14,6 +15,7 @@ import pytest
 import gateway.__main__ as gateway_main
 from gateway.observability import request_id
 from gateway.observability.log_format import JsonFormatter, logging_config
+from gateway.observability.metrics import GatewayMetrics
 from gateway.settings import Settings
 
 
@@ -125,9 +127,20 @@ def test_json_is_the_default_and_the_setting_is_checked(monkeypatch: pytest.Monk
 @pytest.mark.usefixtures("restore_logging")
 def test_python_m_gateway_hands_the_log_config_to_uvicorn(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: dict[str, Any] = {}
+
+    class _Server:  # uvicorn.Server, without serving: records the configuration it was given
+        started = True
+
+        def __init__(self, config: Any) -> None:
+            seen["config"] = config
+
+        def run(self) -> None:
+            pass
+
+    app = SimpleNamespace(state=SimpleNamespace(gateway=SimpleNamespace(metrics=GatewayMetrics())))
     monkeypatch.setenv("GATEWAY_LOG_FORMAT", "json")
-    monkeypatch.setattr(gateway_main, "create_app", lambda settings: "app")
-    monkeypatch.setattr(gateway_main.uvicorn, "run", lambda app, **kwargs: seen.update(kwargs))
+    monkeypatch.setattr(gateway_main, "create_app", lambda settings: app)
+    monkeypatch.setattr(gateway_main.uvicorn, "Server", _Server)
     assert gateway_main.main() == 0
-    assert seen["log_config"] == logging_config("json", Settings().log_level)
-    assert seen["access_log"] is False
+    assert seen["config"].log_config == logging_config("json", Settings().log_level)
+    assert seen["config"].access_log is False

@@ -154,6 +154,15 @@ def test_parse_pages_rejects_what_it_cannot_read_naming_the_part(spec: str, prob
     assert caught.value.status_code == 400
 
 
+@pytest.mark.parametrize("spec", ["1" * 5000, "1-" + "9" * 5000, "9" * 10])
+def test_parse_pages_refuses_absurdly_long_numbers_as_a_400_quoting_only_their_start(spec: str) -> None:
+    # 5,000 digits is past Python's int conversion limit: a ValueError, once a 500 with a traceback.
+    with pytest.raises(InvalidRequest, match="not a page or range") as caught:
+        parse_pages(spec, 8)
+    assert caught.value.param == "pages"
+    assert len(caught.value.message) < 300
+
+
 # --- open_document: kinds and refusals -------------------------------------------------------------------------
 
 
