@@ -175,7 +175,8 @@ def test_a_failed_job_carries_the_openai_error(
     job_id = _submit(gateway.root_url, pages="1").json()["id"]
     failed = _wait_status(gateway.root_url, job_id, ("failed", "succeeded"))
     assert failed["status"] == "failed"
-    assert set(failed["error"]) == {"message", "type", "param", "code"}
+    assert set(failed["error"]) == {"message", "type", "param", "code", "upstream_type"}  # vLLM's own word too
+    assert failed["error"]["type"] == "invalid_request_error"
     assert httpx.get(f"{gateway.root_url}/v1/jobs/{job_id}/result").status_code == 409
 
 
