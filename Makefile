@@ -4,23 +4,23 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install lint format test run demo bench up down status clean
+.PHONY: install lint format test run demo ui bench up down status clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,ui]'
 	touch $(STAMP)
 
 install: $(STAMP)
 
 lint: install
-	$(BIN)/ruff check gateway launchers tests bench vlm_client
-	$(BIN)/ruff format --check gateway launchers tests bench vlm_client
+	$(BIN)/ruff check gateway launchers tests bench vlm_client vlm_ui
+	$(BIN)/ruff format --check gateway launchers tests bench vlm_client vlm_ui
 	$(BIN)/mypy
 
 format: install
-	$(BIN)/ruff format gateway launchers tests bench vlm_client
-	$(BIN)/ruff check --fix gateway launchers tests bench vlm_client
+	$(BIN)/ruff format gateway launchers tests bench vlm_client vlm_ui
+	$(BIN)/ruff check --fix gateway launchers tests bench vlm_client vlm_ui
 
 test: lint
 	$(BIN)/pytest
@@ -32,6 +32,10 @@ run: install
 # SIMULATED: the gateway in front of vLLM stand-ins for every servable model; no GPU, canned answers.
 demo: install
 	$(BIN)/python -m launchers.demo
+
+# The web UI in front of a gateway: make ui [GATEWAY=http://127.0.0.1:8000] [UI_PORT=7860] (VLM_UI_API_KEY for a key).
+ui: install
+	$(BIN)/vlm-ui --gateway $(or $(GATEWAY),http://127.0.0.1:8000) --port $(or $(UI_PORT),7860)
 
 # A real GPU: plan the card, start the vLLM servers one after another, then the gateway (needs `pip install '.[serve]'`).
 # make up [PROFILE=16gb|12gb] [GPU_MEM=16] [MODELS="dots-ocr qwen3-vl-2b"]
