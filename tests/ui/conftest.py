@@ -4,6 +4,7 @@ web UI in front of that gateway; shared by a test module, since the UI takes a s
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -20,8 +21,16 @@ CALENDAR = FIXTURES / "dotsocr_demo_pdf1.pdf"  # 2 pages
 CHAT_REPLY = "The page shows a simulated journal article."
 
 
+@dataclass
+class Stack:
+    gateway: GatewayServer
+    ui: UIServer
+    dots: StandinServer
+    chat: StandinServer
+
+
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GatewayServer, UIServer]]:
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     dots = StandinServer(StandinConfig(models=(OCR_MODEL,), responder=dots_ocr_answer, max_model_len=32768)).start()
     # A few tokens a second so a streamed answer arrives in pieces, as from vLLM.
     chat = StandinServer(StandinConfig(models=(CHAT_MODEL,), reply=CHAT_REPLY, tokens_per_s=50)).start()
@@ -34,7 +43,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GatewaySer
     try:
         gateway.wait_ready()
         with UIServer(gateway.root_url, job_pages=1) as ui:
-            yield gateway, ui
+            yield Stack(gateway, ui, dots, chat)
     finally:
         gateway.stop()
         dots.stop()

@@ -105,6 +105,7 @@ def build(client: GatewayClient) -> gr.Dropdown:
         shown = [*history, answer]
         yield display(shown), None, history, ""
         finish: str | None = None
+        usage_text = ""
         try:
             for delta in client.chat_stream(body):
                 finish = delta.finish_reason or finish
@@ -112,13 +113,14 @@ def build(client: GatewayClient) -> gr.Dropdown:
                     answer["text"] += delta.text
                     yield display(shown), None, history, ""
                 if delta.usage:
-                    yield display(shown), None, history, _usage_line(delta.usage, finish)
+                    usage_text = _usage_line(delta.usage, finish)
+                    yield display(shown), None, history, usage_text
         except GatewayError as exc:
             # The failed turn stays visible with the reason, but leaves the history the model will see.
             answer["text"] = (answer["text"] + "\n\n" if answer["text"] else "") + f"⚠️ {exc.readable()}"
             yield display(shown), {"text": text, "files": images}, turns or [], ""
             raise gr.Error(exc.readable()) from exc
-        yield display(shown), None, [*history, answer], gr.update()
+        yield display(shown), None, [*history, answer], usage_text
 
     event = entry.submit(
         send,
