@@ -1,13 +1,15 @@
 """`make demo`: the real gateway in front of SIMULATED vLLM servers, for trying every endpoint without a GPU.
 
 Each model vLLM can serve gets a vLLM stand-in on the port its config names (so the gateway's default
-upstream URLs just work), answering with canned text. The gateway listens on 127.0.0.1 only. Ctrl-C or
-SIGTERM stops everything.
+upstream URLs just work), answering with canned text. The gateway listens on 127.0.0.1 only. The web UI
+(`vlm-ui`, the `ui` extra) is started in front of it when Gradio is installed. Ctrl-C or SIGTERM stops
+everything.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import signal
@@ -25,6 +27,7 @@ from gateway.registry import load_registry
 from gateway.settings import PROJECT_ROOT
 
 _READY_TIMEOUT_S = 20.0
+_UI_READY_TIMEOUT_S = 60.0  # importing Gradio takes seconds on a small machine
 _STOP_GRACE_S = 5.0
 
 
@@ -33,18 +36,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8000, help="gateway port (default 8000)")
     parser.add_argument("--tokens-per-s", type=float, default=40.0, help="simulated generation speed")
     parser.add_argument(
-        "--free-ports", action="store_true", help="run the stand-ins on free ports instead of the configured ones"
+        "--free-ports",
+        action="store_true",
+        help="run the stand-ins (and the UI) on free ports instead of the configured ones",
     )
+    parser.add_argument("--ui-port", type=int, default=7860, help="web UI port (default 7860)")
+    parser.add_argument("--no-ui", action="store_true", help="do not start the web UI")
     args = parser.parse_args(argv)
+    with_ui = not args.no_ui and importlib.util.find_spec("gradio") is not None
+    if not args.no_ui and not with_ui:
+        print("demo: the web UI needs the ui extra (pip install -e '.[ui]'); starting without it", file=sys.stderr)
 
     registry = load_registry(PROJECT_ROOT / "model_configs", PROJECT_ROOT / "prompts")
     servable = {name: config for name, config in registry.items() if config.vllm_supported and config.serving}
     ports = {name: config.serving.port for name, config in servable.items() if config.serving}
+    ui_port = args.ui_port
     if args.free_ports:
         ports = {name: _free_port() for name in ports}
+        ui_port = _free_port()
     busy = [f"{port} ({name})" for name, port in ports.items() if _in_use(port)] + (
         [f"{args.port} (gateway)"] if _in_use(args.port) else []
     )
+    if with_ui and _in_use(ui_port):
+        busy.append(f"{ui_port} (web UI)")
     if busy:
         print(f"demo: ports already in use: {', '.join(busy)}; stop what holds them first", file=sys.stderr)
         return 2
@@ -76,7 +90,13 @@ def main(argv: list[str] | None = None) -> int:
         }
         processes.append(_spawn(["-m", "gateway"], gateway_env))
         _wait_ready(f"http://127.0.0.1:{args.port}")
-        _print_banner(args.port, list(ports))
+        ui_url = None
+        if with_ui:
+            ui_args = ["--gateway", f"http://127.0.0.1:{args.port}", "--host", "127.0.0.1", "--port", str(ui_port)]
+            processes.append(_spawn(["-m", "vlm_ui", *ui_args], {"GRADIO_ANALYTICS_ENABLED": "False"}))
+            ui_url = f"http://127.0.0.1:{ui_port}/"
+            _wait_serving(ui_url, processes[-1])
+        _print_banner(args.port, list(ports), ui_url)
         while all(process.poll() is None for process in processes):
             time.sleep(0.5)
         print("demo: a process exited unexpectedly; stopping the rest", file=sys.stderr)
@@ -118,6 +138,20 @@ def _wait_ready(root_url: str) -> None:
     raise TimeoutError(f"the gateway at {root_url} was not ready within {_READY_TIMEOUT_S:g} s")
 
 
+def _wait_serving(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + _UI_READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise TimeoutError(f"the web UI exited with {process.returncode} before serving {url}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"the web UI at {url} did not answer within {_UI_READY_TIMEOUT_S:g} s")
+
+
 def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
     for process in processes:
         if process.poll() is None:
@@ -135,14 +169,15 @@ def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def _print_banner(port: int, models: list[str]) -> None:
+def _print_banner(port: int, models: list[str], ui_url: str | None = None) -> None:
     base = f"http://127.0.0.1:{port}"
+    ui_line = f" Web UI:  {ui_url}   (Document, Chat, Models, Jobs)\n" if ui_url else ""
     print(
         f"""
 ==============================================================================
  SIMULATED DEMO - no GPU, no model: every answer comes from a vLLM stand-in.
  Gateway: {base}   models: {", ".join(models)}
-==============================================================================
+{ui_line}==============================================================================
  curl {base}/v1/models
  curl {base}/v1/chat/completions -H 'Content-Type: application/json' \\
    -d '{{"model": "{models[0]}", "messages": [{{"role": "user", "content": "Hello"}}]}}'

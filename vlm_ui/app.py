@@ -49,13 +49,18 @@ def build_app(client: GatewayClient, *, job_pages: int = 8) -> gr.Blocks:
                 return [], gr.update(choices=[]), gr.update(choices=[]), [], message
             served = [card for card in listing["data"] if isinstance(card, dict)]
             for_task = document.models_for(task_label, served)
-            chatty = [str(m["id"]) for m in served if "chat" in (m.get("tasks") or [])]
+            # A general chat model first: dots-ocr also chats, but it is a document specialist.
+            chatty = sorted(
+                (m for m in served if "chat" in (m.get("tasks") or [])),
+                key=lambda m: "layout" in (m.get("tasks") or []),
+            )
+            chat_ids = [str(m["id"]) for m in chatty]
             unavailable = [str(m["id"]) for m in served if m.get("status") != "ready"]
             note = f"⚠️ Not ready: {', '.join(unavailable)} (see the Models tab)." if unavailable else ""
             return (
                 served,
                 gr.update(choices=for_task, value=for_task[0] if for_task else None),
-                gr.update(choices=chatty, value=chatty[0] if chatty else None),
+                gr.update(choices=chat_ids, value=chat_ids[0] if chat_ids else None),
                 models.model_rows(listing),
                 note,
             )

@@ -89,10 +89,15 @@ def build(client: GatewayClient) -> gr.Dropdown:
         message = message or {}
         text = str(message.get("text") or "").strip()
         images = [str(f if isinstance(f, str) else f.get("path")) for f in message.get("files") or []]
+        problem = None
         if not text and not images:
-            raise gr.Error("Type a message or attach an image.")
-        if not model_name:
-            raise gr.Error("Pick a model first (the list comes from the gateway's /v1/models).")
+            problem = "Type a message or attach an image."
+        elif not model_name:
+            problem = "Pick a model first (the list comes from the gateway's /v1/models)."
+        if problem:
+            gr.Warning(problem)
+            yield gr.update(), gr.update(), gr.update(), f"⚠️ {problem}"
+            return
         history = [*(turns or []), {"role": "user", "text": text, "images": images}]
         body: dict[str, Any] = {
             "model": model_name,
@@ -118,8 +123,10 @@ def build(client: GatewayClient) -> gr.Dropdown:
         except GatewayError as exc:
             # The failed turn stays visible with the reason, but leaves the history the model will see.
             answer["text"] = (answer["text"] + "\n\n" if answer["text"] else "") + f"⚠️ {exc.readable()}"
-            yield display(shown), {"text": text, "files": images}, turns or [], ""
-            raise gr.Error(exc.readable()) from exc
+            # The message goes back into the box, so trying again (another model, the gateway back) is one key.
+            gr.Warning(exc.readable())
+            yield display(shown), {"text": text, "files": images}, turns or [], f"⚠️ {exc.readable()}"
+            return
         yield display(shown), None, [*history, answer], usage_text
 
     event = entry.submit(

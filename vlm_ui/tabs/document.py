@@ -30,6 +30,10 @@ _OVERLAY_FILES = 20  # overlay PNGs written per answer; a 500-page job still sho
 _JOB_POLL_S = 0.5
 
 
+class _InputProblem(ValueError):
+    """Something the person must fix before anything is sent to the gateway."""
+
+
 @dataclass(frozen=True)
 class Sample:
     label: str
@@ -101,15 +105,21 @@ def build(
                 headers=view.STATUS_COLUMNS, label="Per-page status", interactive=False, elem_id="document-status"
             )
             downloads = gr.File(label="Downloads", file_count="multiple", interactive=False, elem_id="downloads")
-        with gr.Column(scale=2):
+        with gr.Column(scale=3):
             with gr.Row():
                 page = gr.Dropdown(choices=[], label="Page shown", elem_id="document-page", scale=1)
                 legend = gr.HTML(elem_id="document-legend")
             with gr.Row():
                 overlay = gr.Image(
-                    label="Boxes in reading order", type="pil", format="png", interactive=False, elem_id="overlay"
+                    label="Boxes in reading order",
+                    type="pil",
+                    format="png",
+                    interactive=False,
+                    height=760,
+                    elem_id="overlay",
+                    scale=3,
                 )
-                rendered = gr.Markdown(label="Markdown", elem_id="document-markdown", height=700)
+                rendered = gr.Markdown(label="Markdown", elem_id="document-markdown", height=760, scale=2)
             elements = gr.Dataframe(
                 headers=view.ELEMENT_COLUMNS,
                 label="Elements (select a row to see its text and box)",
@@ -147,13 +157,51 @@ def build(
         jobs: list[dict[str, Any]] | None,
         progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's documented way to ask for a progress bar
     ) -> tuple[Any, ...]:
+        jobs = list(jobs or [])
+        try:
+            return _answer(
+                file_path, sample_label, task_label, model_name, region, page_spec, dots, force_job, jobs, progress
+            )
+        except (GatewayError, _InputProblem) as exc:
+            # Said where the answer would be, and as a toast; the other panes are cleared rather than
+            # left showing the previous document as if it were this one's.
+            message = exc.readable() if isinstance(exc, GatewayError) else str(exc)
+            gr.Warning(message)
+            return (
+                f"⚠️ **{message}**",
+                [],
+                None,
+                gr.update(choices=[], value=None),
+                "",
+                None,
+                "",
+                [],
+                "",
+                None,
+                None,
+                None,
+                jobs,
+            )
+
+    def _answer(
+        file_path: str | None,
+        sample_label: str | None,
+        task_label: str,
+        model_name: str | None,
+        region: str,
+        page_spec: str,
+        dots: float | None,
+        force_job: bool,
+        jobs: list[dict[str, Any]],
+        progress: gr.Progress,
+    ) -> tuple[Any, ...]:
         path = _input_path(file_path, sample_label, sample_paths)
         api_task: DocumentTask = "layout" if task_label == "Layout" else "ocr"
         region_box = None
         if task_label == "Region OCR":
             region_box = view.parse_bbox(region or "")
             if region_box is None:
-                raise gr.Error("Region OCR needs a box: four numbers x1,y1,x2,y2 in the page's pixels.")
+                raise _InputProblem("Region OCR needs a box: four numbers x1,y1,x2,y2 in the page's pixels.")
         options = DocumentOptions(
             model=model_name or None,
             bbox=",".join(f"{v:g}" for v in region_box) if region_box else None,
@@ -161,15 +209,11 @@ def build(
             dpi=int(dots) if dots else None,
         )
         chosen = selected_pages(page_spec or "", page_count(path))
-        jobs = list(jobs or [])
-        try:
-            if force_job or len(chosen) > job_pages:
-                document = _run_as_job(client, api_task, path, options, jobs, progress)
-            else:
-                progress(None, desc=f"{task_label} of {path.name} ({len(chosen)} page(s))…")
-                document = client.document(api_task, path, options)
-        except GatewayError as exc:
-            raise gr.Error(exc.readable()) from exc
+        if force_job or len(chosen) > job_pages:
+            document = _run_as_job(client, api_task, path, options, jobs, progress)
+        else:
+            progress(None, desc=f"{task_label} of {path.name} ({len(chosen)} page(s))…")
+            document = client.document(api_task, path, options)
         numbers = view.page_numbers(document)
         first = numbers[0] if numbers else None
         image, rows, legend_value = _page_view(document, path, first, None, region_box)
@@ -258,7 +302,7 @@ def _input_path(file_path: str | None, sample_label: str | None, samples: Mappin
         return Path(file_path)
     if sample_label and sample_label in samples:
         return samples[sample_label]
-    raise gr.Error("Upload a document or pick a sample first.")
+    raise _InputProblem("Upload a document or pick a sample first.")
 
 
 def _run_as_job(

@@ -59,7 +59,7 @@ def build(client: GatewayClient, session_jobs: gr.State) -> None:
         try:
             mine, others = refreshed_jobs(client, jobs or [])
         except GatewayError as exc:
-            raise gr.Error(exc.readable()) from exc
+            return gr.update(), gr.update(), gr.update(), _problem(exc.readable())
         shown = mine + (others or [])
         ids = [str(job["id"]) for job in shown]
         where = "this browser session's jobs" + (", then the others the gateway lists" if others is not None else "")
@@ -71,14 +71,15 @@ def build(client: GatewayClient, session_jobs: gr.State) -> None:
         )
 
     def tick(jobs: list[dict[str, Any]] | None, current: str | None) -> tuple[Any, ...]:
-        """The timer's refresh: only while this session has unfinished jobs, and never a toast (a gateway
-        that went away is reported once by what the person does next, not every few seconds)."""
+        """The timer's refresh: only while this session has unfinished jobs, and without toasts (a gateway that
+        went away is said once in the status line, not in a new pop-up every few seconds)."""
         if not _unfinished(jobs or []):
             return gr.update(), gr.update(), gr.update(), gr.update()
         try:
-            return refresh_jobs(jobs, current)
-        except gr.Error as exc:
-            return gr.update(), gr.update(), gr.update(), f"Could not refresh: {exc.message}"
+            mine, _ = refreshed_jobs(client, jobs or [])
+        except GatewayError as exc:
+            return gr.update(), gr.update(), gr.update(), f"⚠️ Could not refresh: {exc.readable()}"
+        return job_rows(mine), mine, gr.update(), gr.update()
 
     outputs = [table, session_jobs, chosen, source]
     refresh.click(refresh_jobs, [session_jobs, chosen], outputs, api_name="jobs")
@@ -86,26 +87,32 @@ def build(client: GatewayClient, session_jobs: gr.State) -> None:
 
     def cancel_job(job_id: str | None, jobs: list[dict[str, Any]] | None) -> tuple[Any, ...]:
         if not job_id:
-            raise gr.Error("Pick a job to cancel.")
+            return gr.update(), gr.update(), _problem("Pick a job to cancel.")
         jobs = list(jobs or [])
         try:
             remember_job(jobs, client.cancel_job(job_id))
         except GatewayError as exc:
-            raise gr.Error(exc.readable()) from exc
+            return gr.update(), gr.update(), _problem(exc.readable())
         gr.Info(f"Job {job_id} cancelled.")
-        return job_rows(jobs), jobs
+        return job_rows(jobs), jobs, f"Job {job_id} cancelled."
 
-    cancel.click(cancel_job, [chosen, session_jobs], [table, session_jobs], api_name="cancel_job")
+    cancel.click(cancel_job, [chosen, session_jobs], [table, session_jobs, source], api_name="cancel_job")
 
-    def download_result(job_id: str | None) -> str:
+    def download_result(job_id: str | None) -> tuple[Any, str]:
         if not job_id:
-            raise gr.Error("Pick a job to download.")
+            return None, _problem("Pick a job to download.")
         try:
             document = client.job_result(job_id)
         except GatewayError as exc:
-            raise gr.Error(exc.readable()) from exc
+            return None, _problem(exc.readable())
         target = Path(tempfile.mkdtemp(prefix="vlm-ui-job-")) / f"{job_id}.json"
         target.write_text(json.dumps(document, ensure_ascii=False, indent=2), encoding="utf-8")
-        return str(target)
+        return str(target), f"Result of {job_id}: {target.name}."
 
-    download.click(download_result, chosen, result, api_name="job_result")
+    download.click(download_result, chosen, [result, source], api_name="job_result")
+
+
+def _problem(message: str) -> str:
+    """A failure, as a toast and in the tab's status line (which stays after the toast is gone)."""
+    gr.Warning(message)
+    return f"⚠️ {message}"

@@ -83,26 +83,27 @@ def _planned_context(row: Mapping[str, Any]) -> str:
 def build(client: GatewayClient) -> tuple[gr.Dataframe, gr.Button]:
     with gr.Row():
         refresh = gr.Button("Refresh", elem_id="models-refresh", scale=0)
-        note = gr.Markdown(
+        gr.Markdown(
             "Live from the gateway's `GET /v1/models?verbose=true`; refreshed every "
             f"{_REFRESH_S:g} s. *status* comes from the gateway's health probes of each vLLM server."
         )
+    problem = gr.Markdown(elem_id="models-problem")
     table = gr.Dataframe(headers=MODEL_COLUMNS, interactive=False, wrap=True, elem_id="models-table")
-    del note
 
-    def load() -> list[list[Any]]:
+    def load() -> tuple[Any, str]:
         try:
-            return model_rows(client.models(verbose=True))
+            return model_rows(client.models(verbose=True)), ""
         except GatewayError as exc:
-            raise gr.Error(exc.readable()) from exc
+            gr.Warning(exc.readable())
+            return gr.update(), f"⚠️ {exc.readable()} (the table shows the last list that arrived)"
 
-    def tick() -> Any:
+    def tick() -> tuple[Any, str]:
         # A timer must not raise a toast every few seconds while the gateway is down: keep the last table.
         try:
-            return model_rows(client.models(verbose=True))
-        except GatewayError:
-            return gr.update()
+            return model_rows(client.models(verbose=True)), ""
+        except GatewayError as exc:
+            return gr.update(), f"⚠️ {exc.readable()} (the table shows the last list that arrived)"
 
-    refresh.click(load, None, table, api_name="models")
-    gr.Timer(_REFRESH_S).tick(tick, None, table, api_visibility="private", show_progress="hidden")
+    refresh.click(load, None, [table, problem], api_name="models")
+    gr.Timer(_REFRESH_S).tick(tick, None, [table, problem], api_visibility="private", show_progress="hidden")
     return table, refresh
