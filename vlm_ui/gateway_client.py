@@ -60,6 +60,9 @@ class GatewayError(Exception):
         self.code = code
         self.param = param
 
+    def __str__(self) -> str:
+        return self.readable()
+
     def readable(self) -> str:
         """One line for a person: what the gateway said, and which field it named."""
         if self.status == 0:
