@@ -33,9 +33,9 @@ run: install
 demo: install
 	$(BIN)/python -m launchers.demo
 
-# The web UI in front of a gateway: make ui [GATEWAY=http://127.0.0.1:8000] [UI_PORT=7860] (VLM_UI_API_KEY for a key).
+# The web UI in front of a gateway: make ui [GATEWAY=http://127.0.0.1:8000] [UI_PORT=7860]; or VLM_UI_* variables.
 ui: install
-	$(BIN)/vlm-ui --gateway $(or $(GATEWAY),http://127.0.0.1:8000) --port $(or $(UI_PORT),7860)
+	$(BIN)/vlm-ui $(if $(GATEWAY),--gateway $(GATEWAY)) $(if $(UI_PORT),--port $(UI_PORT))
 
 # A real GPU: plan the card, start the vLLM servers one after another, then the gateway (needs `pip install '.[serve]'`).
 # make up [PROFILE=16gb|12gb] [GPU_MEM=16] [MODELS="dots-ocr qwen3-vl-2b"]

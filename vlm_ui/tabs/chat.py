@@ -16,6 +16,7 @@ from typing import Any
 import gradio as gr
 
 from vlm_ui.gateway_client import GatewayClient, GatewayError
+from vlm_ui.notify import warn
 
 Turn = dict[str, Any]  # {"role": "user" | "assistant", "text": str, "images": [path, …]}
 
@@ -95,7 +96,7 @@ def build(client: GatewayClient) -> gr.Dropdown:
         elif not model_name:
             problem = "Pick a model first (the list comes from the gateway's /v1/models)."
         if problem:
-            gr.Warning(problem)
+            warn(problem)
             yield gr.update(), gr.update(), gr.update(), f"⚠️ {problem}"
             return
         history = [*(turns or []), {"role": "user", "text": text, "images": images}]
@@ -124,7 +125,7 @@ def build(client: GatewayClient) -> gr.Dropdown:
             # The failed turn stays visible with the reason, but leaves the history the model will see.
             answer["text"] = (answer["text"] + "\n\n" if answer["text"] else "") + f"⚠️ {exc.readable()}"
             # The message goes back into the box, so trying again (another model, the gateway back) is one key.
-            gr.Warning(exc.readable())
+            warn(exc.readable())
             yield display(shown), {"text": text, "files": images}, turns or [], f"⚠️ {exc.readable()}"
             return
         yield display(shown), None, [*history, answer], usage_text

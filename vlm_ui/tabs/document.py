@@ -20,6 +20,7 @@ from PIL import Image
 
 from vlm_ui import document_view as view
 from vlm_ui.gateway_client import FINISHED_JOB_STATUSES, DocumentOptions, DocumentTask, GatewayClient, GatewayError
+from vlm_ui.notify import warn
 from vlm_ui.overlay import draw_page, legend_html
 from vlm_ui.pages import page_count, page_image, selected_pages
 from vlm_ui.session_jobs import remember_job
@@ -166,7 +167,7 @@ def build(
             # Said where the answer would be, and as a toast; the other panes are cleared rather than
             # left showing the previous document as if it were this one's.
             message = exc.readable() if isinstance(exc, GatewayError) else str(exc)
-            gr.Warning(message)
+            warn(message)
             return (
                 f"⚠️ **{message}**",
                 [],

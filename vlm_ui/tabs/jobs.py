@@ -14,6 +14,7 @@ from typing import Any
 import gradio as gr
 
 from vlm_ui.gateway_client import FINISHED_JOB_STATUSES, GatewayClient, GatewayError
+from vlm_ui.notify import inform, warn
 from vlm_ui.session_jobs import JOB_COLUMNS, job_rows, remember_job
 
 _REFRESH_S = 3.0
@@ -93,7 +94,7 @@ def build(client: GatewayClient, session_jobs: gr.State) -> None:
             remember_job(jobs, client.cancel_job(job_id))
         except GatewayError as exc:
             return gr.update(), gr.update(), _problem(exc.readable())
-        gr.Info(f"Job {job_id} cancelled.")
+        inform(f"Job {job_id} cancelled.")
         return job_rows(jobs), jobs, f"Job {job_id} cancelled."
 
     cancel.click(cancel_job, [chosen, session_jobs], [table, session_jobs, source], api_name="cancel_job")
@@ -114,5 +115,5 @@ def build(client: GatewayClient, session_jobs: gr.State) -> None:
 
 def _problem(message: str) -> str:
     """A failure, as a toast and in the tab's status line (which stays after the toast is gone)."""
-    gr.Warning(message)
+    warn(message)
     return f"⚠️ {message}"

@@ -13,6 +13,7 @@ from typing import Any
 import gradio as gr
 
 from vlm_ui.gateway_client import GatewayClient, GatewayError
+from vlm_ui.notify import warn
 
 MODEL_COLUMNS = [
     "model",
@@ -94,7 +95,7 @@ def build(client: GatewayClient) -> tuple[gr.Dataframe, gr.Button]:
         try:
             return model_rows(client.models(verbose=True)), ""
         except GatewayError as exc:
-            gr.Warning(exc.readable())
+            warn(exc.readable())
             return gr.update(), f"⚠️ {exc.readable()} (the table shows the last list that arrived)"
 
     def tick() -> tuple[Any, str]:
