@@ -108,8 +108,9 @@ def test_a_long_document_runs_as_a_job_the_jobs_tab_lists(stack: Stack, page: Pa
     _open(page, stack.ui.url)
     page.locator("#document-sample input").click()
     page.get_by_role("option", name="Academic calendar, 2 pages (PDF)").click()
+    expect(page.locator("#document-sample input")).to_have_value("Academic calendar, 2 pages (PDF)")
     page.locator("#document-run").click()  # two pages: over this UI's threshold of one, so a job
-    expect(page.locator("#document-status")).to_contain_text("2", timeout=_TIMEOUT_MS)
+    expect(page.locator("#document-summary")).to_contain_text("2 page(s)")
     expect(page.locator("#overlay img")).to_be_visible()
     page.get_by_role("tab", name="Jobs").click()
     page.locator("#jobs-refresh").click()
