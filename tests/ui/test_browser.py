@@ -85,12 +85,15 @@ def test_a_streamed_chat_turn_appears(stack: Stack, page: Page) -> None:
     _open(page, stack.ui.url)
     page.get_by_role("tab", name="Chat").click()
     expect(page.locator("#chat-model input")).to_have_value(CHAT_MODEL)
+    page.locator("#chat-input input[type=file]").set_input_files(PAGE)
+    expect(page.locator("#chat-input img")).to_have_count(1)  # the attachment's thumbnail, before sending
     entry = page.locator("#chat-input textarea")
     entry.fill("What is on this page?")
     entry.press("Enter")
     chatbot = page.locator("#chatbot")
     expect(chatbot).to_contain_text("What is on this page?")
     expect(chatbot).to_contain_text(CHAT_REPLY)
+    expect(chatbot.locator("img").first).to_be_visible()  # the image is part of the conversation
     expect(page.locator("#chat-usage")).to_contain_text("tokens:")
     _screenshot(page, "chat")
 
@@ -112,6 +115,12 @@ def test_a_long_document_runs_as_a_job_the_jobs_tab_lists(stack: Stack, page: Pa
     page.locator("#document-run").click()  # two pages: over this UI's threshold of one, so a job
     expect(page.locator("#document-summary")).to_contain_text("2 page(s)")
     expect(page.locator("#overlay img")).to_be_visible()
+    first_page = page.locator("#overlay img").get_attribute("src")
+    # Page 2 from the picker: its picture and its elements replace page 1's.
+    page.locator("#document-page input").click()
+    page.get_by_role("option", name="2", exact=True).click()
+    expect(page.locator("#overlay img")).not_to_have_attribute("src", first_page or "")
+    expect(page.locator("#elements tbody tr").first.locator("td").first).to_have_text("2")  # the page column
     page.get_by_role("tab", name="Jobs").click()
     page.locator("#jobs-refresh").click()
     table = page.locator("#jobs-table")
