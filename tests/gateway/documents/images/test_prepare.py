@@ -186,7 +186,9 @@ def test_cmyk_becomes_rgb() -> None:
 
 def test_ycbcr_becomes_rgb() -> None:
     ycbcr = Image.new("RGB", (4, 4), BLUE).convert("YCbCr")
-    assert close_to(decode(encoded(ycbcr, "TIFF")).getpixel((1, 1)), BLUE, 2)
+    # LZW, not uncompressed: Pillow 12 cannot read back the uncompressed YCbCr TIFF it writes ("image file is
+    # truncated"), and the ui extra's Gradio 6 holds Pillow below 13. Scanners' YCbCr TIFFs are compressed anyway.
+    assert close_to(decode(encoded(ycbcr, "TIFF", compression="tiff_lzw")).getpixel((1, 1)), BLUE, 2)
 
 
 @pytest.mark.parametrize(("orientation", "top", "bottom"), [(6, RED, BLUE), (8, BLUE, RED)])

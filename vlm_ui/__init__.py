@@ -1,0 +1,1 @@
+"""A web UI (Gradio) for the VLM gateway; a client of its public HTTP API only. Start it with `vlm-ui`."""
