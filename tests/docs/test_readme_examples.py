@@ -87,6 +87,8 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copy(FIXTURES / "dotsocr_reading_order.png", folder / "b.png")
     Image.open(FIXTURES / "dotsocr_demo_image2.png").convert("RGB").save(folder / "c.tiff")
     shutil.copy(FIXTURES / "olmocr_earnings.pdf", folder / "book.pdf")
+    shutil.copy(FIXTURES / "olmocr_earnings.pdf", folder / "invoice.pdf")  # a financial statement stands in
+    shutil.copytree(PROJECT_ROOT / "examples", folder / "examples")
     # `pages=1-5` wants five pages: the samples' three-page notes, twice over, would not be one file; the
     # calendar (2 pages) and notes (3) are joined instead.
     _join_pdfs([FIXTURES / "dotsocr_demo_pdf1.pdf", FIXTURES / "olmocr_mattsnotes.pdf"], folder / "report.pdf")
