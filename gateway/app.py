@@ -81,7 +81,7 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
     gateway_metrics.registry.register(ReplicaCollector(served))
     store = open_store(settings.store_path, cache_max_bytes=settings.cache_max_bytes)  # ConfigError if unusable
     upstream = UpstreamClient(settings, gateway_metrics)
-    render_pool = make_render_pool()
+    render_pool = make_render_pool(task_timeout_s=settings.render_timeout_s, max_bytes=settings.render_max_bytes)
     page_slots = PageSlots(settings.page_concurrency)
     document_pipeline = DocumentPipeline(
         settings=settings,
@@ -139,7 +139,7 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
             await state.remote_images.close()
             if limiter is not None:
                 await limiter.close()
-            state.render_pool.shutdown(wait=True, cancel_futures=True)
+            state.render_pool.shutdown()  # kills renders still running: the grace period is over
             state.store.close()
 
     app = GatewayApp(

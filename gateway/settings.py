@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     max_document_pages: int = Field(2000, ge=1)
     page_concurrency: int = Field(8, ge=1)
     max_batch_files: int = Field(20, ge=1)
+    # PDF render workers (gateway/documents/sources/render_pool.py): a page still drawing after this long is
+    # stopped (its worker killed and replaced), and each worker's address space is capped at this many bytes,
+    # so one hostile PDF (millions of strokes: minutes and ~850 MB per page) cannot hold the CPUs or the host's
+    # memory. An A3 page at 200 dpi draws in well under a second in ~150 MB.
+    render_timeout_s: float = Field(60.0, gt=0)
+    render_max_bytes: int = Field(1024 * 1024 * 1024, ge=256 * 1024 * 1024)
     # Remote images (gateway/security/remote_images.py): http(s) image URLs are fetched by the gateway itself, and only
     # from these hosts (`images.example.com`, or `*.example.com` for its subdomains); empty: refused, send
     # data: URLs. Every address a host resolves to must be public; no setting loosens that.

@@ -12,7 +12,6 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -22,7 +21,7 @@ from gateway.documents.page_slots import PageSlots
 from gateway.documents.request import DocumentFile, DocumentOptions
 from gateway.documents.response import RenderedPage, document_json
 from gateway.documents.result_cache import CacheStore, cache_key, cached_document, remember_document
-from gateway.documents.sources.pages import SourceDocument, open_document, parse_pages, render_page
+from gateway.documents.sources.pages import RenderPool, SourceDocument, open_document, parse_pages, render_page
 from gateway.errors import GatewayError, InvalidRequest, ModelNotFound
 from gateway.http.disconnect import ClientDisconnected
 from gateway.observability.metrics import GatewayMetrics
@@ -39,7 +38,7 @@ class DocumentPipeline:
     models: Mapping[str, ServedModel]
     upstream: UpstreamClient
     metrics: GatewayMetrics
-    render_pool: Executor  # renders PDF pages, sized to the CPU
+    render_pool: RenderPool  # renders PDF pages, sized to the CPU
     page_slots: PageSlots  # pages of one model in flight at once
     cache_store: CacheStore  # the result cache's store (GATEWAY_CACHE_MAX_BYTES; 0 = off)
 
@@ -51,7 +50,7 @@ async def run_document(
     file: DocumentFile,
     options: DocumentOptions,
     *,
-    pool: Executor,
+    pool: RenderPool,
     slots: PageSlots,
     keep_images: bool = False,
     on_page: Callable[[], None] | None = None,
@@ -110,7 +109,7 @@ async def _run_one(
     number: int,
     file: DocumentFile,
     options: DocumentOptions,
-    pool: Executor,
+    pool: RenderPool,
     keep_image: bool,
     model_slot: asyncio.Semaphore,
 ) -> RenderedPage:

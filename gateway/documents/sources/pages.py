@@ -7,7 +7,8 @@
 
 PDF pages are rendered by PDFium (pypdfium2; see `pdf_render.py`) at the requested DPI (dots.ocr: 200),
 lowered to the largest integer DPI at which neither side exceeds 4500 px. PDFium is not thread-safe, so pages
-render in a process pool (`make_render_pool`, one worker per CPU the gateway may run on): each task reopens the
+render in a pool of worker processes (`make_render_pool`, one per CPU the gateway may run on, one page each at
+a time, killed when the page is no longer wanted or over its time budget): each task reopens the
 PDF from its bytes, renders one page and returns raw RGB bytes, its size, the DPI used and the text layer.
 Measured on the 2-vCPU development machine, the dots.ocr demo PDF (2 A3 pages at 200 DPI, 2339x3308 each),
 both pages requested at once, including the parent building the PIL images (medians of 10 after warm-up):
@@ -16,8 +17,8 @@ both pages requested at once, including the parent building the PIL images (medi
     one thread per page, a PDFium lock   239-261 ms   (serialised: 2 x ~124 ms per page)
 
 The pool wins even on two cores, and by more with more; it also keeps the event loop's process free of
-PDFium's CPU time, and a page that crashes PDFium kills a worker, not the gateway (`RenderPool` replaces a
-broken pool). The cost is copying the PDF to the worker for each page and 23 MB of pixels back per A3 page.
+PDFium's CPU time, and a page that crashes PDFium kills a worker, not the gateway (`RenderPool` spawns
+another). The cost is copying the PDF to the worker for each page and 23 MB of pixels back per A3 page.
 Workers are spawned, not forked, so they inherit none of the gateway's threads, sockets or locks.
 
 TIFF frames and single images are decoded by `documents.images.prepare.decode_image` (format sniffing, pixel cap, EXIF,
@@ -27,11 +28,9 @@ RGB on white) in a thread; frame N of a TIFF is decoded by pointing the header a
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import re
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Literal
 
@@ -52,7 +51,13 @@ from gateway.documents.sources.pdf_render import (
     pdf_dpi,
     render_in_worker,
 )
-from gateway.documents.sources.render_pool import RenderPool, make_render_pool, render_workers
+from gateway.documents.sources.render_pool import (
+    RenderPool,
+    RenderTimedOut,
+    WorkerDied,
+    make_render_pool,
+    render_workers,
+)
 from gateway.documents.sources.tiff_frames import TiffUnreadable, tiff_frame, tiff_ifd_offsets
 from gateway.errors import InvalidRequest
 from gateway.models.registry import ImagePolicy
@@ -190,7 +195,7 @@ async def render_page(
     number: int,
     *,
     dpi: int = DEFAULT_DPI,
-    pool: concurrent.futures.Executor,
+    pool: RenderPool,
     max_pixels: int,
     param: str = "file",
     model_policy: ImagePolicy | None = None,
@@ -199,7 +204,8 @@ async def render_page(
     thread-safe) at up to `dpi`; TIFF frames and images decode in a thread via `decode_image`.
 
     Raises ImageTooLarge (413) above `max_pixels`, DocumentRejected or ImageRejected (400) for a page that
-    cannot be read. Cancelling stops waiting; a page already rendering in a worker finishes there unused.
+    cannot be read, or that a worker could not draw within its time or memory. Cancelling kills the worker
+    drawing the page (`RenderPool.run`), so an abandoned page stops using a CPU at once.
     """
     if not 1 <= number <= document.page_count:
         raise InvalidRequest(f"page {number} is out of range: the document has {document.page_count}", param="pages")
@@ -230,35 +236,36 @@ async def _render_pdf_page(
     data: bytes,
     number: int,
     dpi: int,
-    pool: concurrent.futures.Executor,
+    pool: RenderPool,
     max_pixels: int,
     param: str,
     model_policy: ImagePolicy | None,
 ) -> RenderedPage:
-    loop = asyncio.get_running_loop()
-    for attempt in (1, 2):
-        inner = pool.executor if isinstance(pool, RenderPool) else None
-        try:
-            return await loop.run_in_executor(pool, render_in_worker, data, number - 1, dpi, max_pixels, model_policy)
-        except PageTooManyPixels as exc:
-            width, height = exc.args
-            raise ImageTooLarge(
-                f"`{param}` page {number} renders to {width}x{height} = {width * height:,} pixels; the limit is "
-                f"{max_pixels:,} (ask for a lower `dpi`)",
-                param=param,
-            ) from None
-        except RenderFailed as exc:
-            raise DocumentRejected(f"`{param}` page {number} could not be rendered: {exc}", param=param) from None
-        except BrokenProcessPool:
-            # A worker died: this page, or another request's page in the same pool, crashed PDFium. Retry once
-            # in a fresh pool; a second death is this page's doing.
-            if attempt == 2 or inner is None:
-                raise DocumentRejected(
-                    f"`{param}` page {number} could not be rendered: it crashed the PDF renderer", param=param
-                ) from None
-            assert isinstance(pool, RenderPool)
-            pool.replace_if_broken(inner)
-    raise AssertionError("unreachable")  # pragma: no cover
+    try:
+        return await pool.run(render_in_worker, data, number - 1, dpi, max_pixels, model_policy)
+    except PageTooManyPixels as exc:
+        width, height = exc.args
+        raise ImageTooLarge(
+            f"`{param}` page {number} renders to {width}x{height} = {width * height:,} pixels; the limit is "
+            f"{max_pixels:,} (ask for a lower `dpi`)",
+            param=param,
+        ) from None
+    except RenderFailed as exc:
+        raise DocumentRejected(f"`{param}` page {number} could not be rendered: {exc}", param=param) from None
+    except RenderTimedOut as exc:
+        raise DocumentRejected(
+            f"`{param}` page {number} could not be rendered within {exc.args[0]:g} s (GATEWAY_RENDER_TIMEOUT_S): "
+            "its drawing is too complex",
+            param=param,
+        ) from None
+    except (WorkerDied, MemoryError):
+        # Each worker runs one page at a time, so a death is this page's own doing: a PDFium crash, or more
+        # memory than a worker may take (GATEWAY_RENDER_MAX_BYTES).
+        raise DocumentRejected(
+            f"`{param}` page {number} could not be rendered: it crashed the PDF renderer or needed more memory "
+            "than a render worker may use (GATEWAY_RENDER_MAX_BYTES)",
+            param=param,
+        ) from None
 
 
 async def render_pages(
@@ -266,7 +273,7 @@ async def render_pages(
     numbers: Sequence[int],
     *,
     dpi: int = DEFAULT_DPI,
-    pool: concurrent.futures.Executor,
+    pool: RenderPool,
     max_pixels: int,
     param: str = "file",
     ahead: int | None = None,
