@@ -12,10 +12,12 @@ from starlette.responses import Response
 from gateway.documents.output.overlay import draw_layout
 from gateway.documents.page import DocumentTask
 from gateway.documents.pipeline import check_options, json_answer, resolve_model, run_document
-from gateway.documents.request import read_document_request
+from gateway.documents.request import DocumentFile, DocumentOptions, read_document_request
 from gateway.documents.response import document_csv
 from gateway.routes.dependencies import GatewayState, StateDep
+from gateway.http.disconnect import run_unless_disconnected
 from gateway.routes.error_responses import ERROR_RESPONSES
+from gateway.upstream.served_models import ServedModel
 
 router = APIRouter(tags=["Documents"])
 
@@ -79,6 +81,8 @@ async def ocr(request: Request, state: StateDep) -> Response:
 
 
 async def _run(request: Request, state: GatewayState, task: DocumentTask) -> Response:
+    """The answer, unless the client leaves first: then its pages still waiting are cancelled and those at the
+    model are dropped upstream (vLLM aborts them), as for chat. Jobs run on without their client."""
     settings = state.settings
     document = await read_document_request(
         request,
@@ -89,10 +93,16 @@ async def _run(request: Request, state: GatewayState, task: DocumentTask) -> Res
     options = check_options(document.options, task, files=len(document.files))
     model = resolve_model(state.documents, options, task)
     request.state.model = model.name
+    return await run_unless_disconnected(request.receive, _answer(state, task, document.files, options, model))
+
+
+async def _answer(
+    state: GatewayState, task: DocumentTask, files: list[DocumentFile], options: DocumentOptions, model: ServedModel
+) -> Response:
     if options.format == "json":
-        answer = await json_answer(state.documents, model, task, document.files, options)
+        answer = await json_answer(state.documents, model, task, files, options)
         return Response(orjson.dumps(answer), media_type="application/json")
-    [file] = document.files
+    [file] = files
     pages = await run_document(
         state.documents,
         model,
