@@ -17,7 +17,9 @@
     ├── UpstreamUnavailable       503 service_unavailable     (refused, reset, no healthy replica)
     ├── UpstreamTimeout           504 timeout
     ├── UpstreamProtocolError     502 bad_gateway             (the upstream answered something that is not
-    │                                                          vLLM's API, e.g. garbage instead of JSON)
+    │   │                                                      vLLM's API, e.g. garbage instead of JSON)
+    │   └── UpstreamAnswerTooLarge 502 bad_gateway            code upstream_answer_too_large (an answer or SSE
+    │                                                          event over its cap; the message names the setting)
     ├── RequestTimeout            504 timeout                 code request_timeout (the request's own deadline,
     │                                                          gateway/http/request_deadline.py)
     └── ShuttingDown              503 service_unavailable     code shutting_down (still running when the
@@ -148,6 +150,12 @@ class UpstreamProtocolError(GatewayError):
 
     status_code = 502
     error_type = "bad_gateway"
+
+
+class UpstreamAnswerTooLarge(UpstreamProtocolError):
+    """The upstream's answer (or one SSE event of it) passed the gateway's cap; the message names the setting."""
+
+    code = "upstream_answer_too_large"
 
 
 class RequestTimeout(GatewayError):

@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     retry_backoff_s: float = Field(0.05, ge=0)
 
     max_body_bytes: int = Field(50 * 1024 * 1024, ge=1024)
+    # What an upstream may send back (gateway/upstream/answer_body.py): a non-streamed answer, decoded, and one
+    # server-sent event of a stream. Past either: 502 bad_gateway naming the setting. vLLM's answers are KBs;
+    # top-20 logprobs over a 32k-token answer are ~50 MB, hence the generous answer cap.
+    max_upstream_answer_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+    max_sse_event_bytes: int = Field(1024 * 1024, ge=1024)
     # Chat requests asking for more (`max_tokens` or `max_completion_tokens`) get a 400; None: no cap.
     max_completion_tokens: int | None = Field(None, ge=1)
     # Decompression-bomb guard for document images, checked from the header before decoding. A 200-DPI A3

@@ -22,7 +22,7 @@ from gateway.documents.request import DocumentFile, DocumentOptions
 from gateway.documents.response import RenderedPage, document_json
 from gateway.documents.result_cache import CacheStore, cache_key, cached_document, remember_document
 from gateway.documents.sources.pages import RenderPool, SourceDocument, open_document, parse_pages, render_page
-from gateway.errors import GatewayError, InvalidRequest, ModelNotFound
+from gateway.errors import GatewayError, InvalidRequest, ModelNotFound, RequestTimeout
 from gateway.http.disconnect import ClientDisconnected
 from gateway.observability.metrics import GatewayMetrics
 from gateway.settings import Settings
@@ -41,6 +41,9 @@ class DocumentPipeline:
     render_pool: RenderPool  # renders PDF pages, sized to the CPU
     page_slots: PageSlots  # pages of one model in flight at once
     cache_store: CacheStore  # the result cache's store (GATEWAY_CACHE_MAX_BYTES; 0 = off)
+    # Jobs have no request deadline, so each of their pages gets one of its own (GATEWAY_REQUEST_TIMEOUT_S):
+    # an upstream that drip-feeds bytes never trips the read timeout and would hold a job forever.
+    page_timeout_s: float | None = None
 
 
 async def run_document(
@@ -74,9 +77,10 @@ async def run_document(
     async def one(number: int) -> RenderedPage:
         try:
             async with model_slots.pipeline:
-                return await _run_one(
+                page = _run_one(
                     pipeline, model, task, source, number, file, options, pool, keep_images, model_slots.model
                 )
+                return await _within(pipeline.page_timeout_s, number, page)
         finally:
             if on_page is not None:
                 on_page()
@@ -89,6 +93,23 @@ async def run_document(
     finally:
         for pending in tasks:  # the client left, or the server stops: no page keeps a GPU slot
             pending.cancel()
+
+
+async def _within(limit_s: float | None, number: int, page: Awaitable[RenderedPage]) -> RenderedPage:
+    """`page`, or RequestTimeout once it has run `limit_s` (None: no limit of its own)."""
+    if limit_s is None:
+        return await page
+    deadline = asyncio.timeout(limit_s)
+    try:
+        async with deadline:
+            return await page
+    except TimeoutError:
+        if not deadline.expired():
+            raise
+        raise RequestTimeout(
+            f"page {number} was still unfinished after {limit_s:g} s (GATEWAY_REQUEST_TIMEOUT_S, which a job applies "
+            "to each of its pages)"
+        ) from None
 
 
 async def _isolated(one: Callable[[int], Awaitable[RenderedPage]], number: int) -> RenderedPage:

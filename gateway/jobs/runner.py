@@ -61,7 +61,8 @@ class JobRunner:
         self.settings = pipeline.settings
         # A job reads a whole document: its page limit is GATEWAY_MAX_DOCUMENT_PAGES, not a request's.
         settings = pipeline.settings.model_copy(update={"max_pages_per_request": pipeline.settings.max_document_pages})
-        self._pipeline = replace(pipeline, settings=settings)
+        # It has no request deadline either: each page gets one instead (GATEWAY_REQUEST_TIMEOUT_S).
+        self._pipeline = replace(pipeline, settings=settings, page_timeout_s=settings.request_timeout_s)
         self._slots = asyncio.Semaphore(settings.job_concurrency)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._progress: dict[str, int] = {}  # pages done of the jobs running in this process

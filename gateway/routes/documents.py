@@ -14,8 +14,8 @@ from gateway.documents.page import DocumentTask
 from gateway.documents.pipeline import check_options, json_answer, resolve_model, run_document
 from gateway.documents.request import DocumentFile, DocumentOptions, read_document_request
 from gateway.documents.response import document_csv
-from gateway.routes.dependencies import GatewayState, StateDep
 from gateway.http.disconnect import run_unless_disconnected
+from gateway.routes.dependencies import GatewayState, StateDep
 from gateway.routes.error_responses import ERROR_RESPONSES
 from gateway.upstream.served_models import ServedModel
 
