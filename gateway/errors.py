@@ -20,6 +20,9 @@
     │   │                                                      vLLM's API, e.g. garbage instead of JSON)
     │   └── UpstreamAnswerTooLarge 502 bad_gateway            code upstream_answer_too_large (an answer or SSE
     │                                                          event over its cap; the message names the setting)
+    ├── StoreUnavailable          503 service_unavailable     code store_unavailable (the jobs' SQLite store
+    │   │                                                      failed a read or write)
+    │   └── StorageFull           507 insufficient_storage    code storage_full (its disk is full)
     ├── RequestTimeout            504 timeout                 code request_timeout (the request's own deadline,
     │                                                          gateway/http/request_deadline.py)
     └── ShuttingDown              503 service_unavailable     code shutting_down (still running when the
@@ -156,6 +159,22 @@ class UpstreamAnswerTooLarge(UpstreamProtocolError):
     """The upstream's answer (or one SSE event of it) passed the gateway's cap; the message names the setting."""
 
     code = "upstream_answer_too_large"
+
+
+class StoreUnavailable(GatewayError):
+    """The durable store (SQLite) could not read or write; nothing was half-written (one transaction each)."""
+
+    status_code = 503
+    error_type = "service_unavailable"
+    code = "store_unavailable"
+
+
+class StorageFull(StoreUnavailable):
+    """The store's disk (or its file system's quota) is full: WebDAV's 507, which says exactly that."""
+
+    status_code = 507
+    error_type = "insufficient_storage"
+    code = "storage_full"
 
 
 class RequestTimeout(GatewayError):
