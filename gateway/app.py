@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from gateway import __version__
 from gateway.documents.page_slots import PageSlots
 from gateway.documents.pipeline import DocumentPipeline
+from gateway.documents.pixel_budget import PixelBudget
 from gateway.documents.sources.pages import make_render_pool
 from gateway.http.bare_route import BareASGIRoute
 from gateway.http.error_handlers import ErrorBoundary, install_error_handlers
@@ -91,6 +92,7 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
         render_pool=render_pool,
         page_slots=page_slots,
         cache_store=store,
+        pixel_budget=PixelBudget(settings.decode_pixel_budget, settings.decode_wait_s),
     )
     state = GatewayState(
         settings=settings,

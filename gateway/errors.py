@@ -23,6 +23,8 @@
     ├── StoreUnavailable          503 service_unavailable     code store_unavailable (the jobs' SQLite store
     │   │                                                      failed a read or write)
     │   └── StorageFull           507 insufficient_storage    code storage_full (its disk is full)
+    ├── ServerBusy                503 service_unavailable     code server_busy, with Retry-After (a shared budget,
+    │                                                          e.g. decoded image pixels, stayed full too long)
     ├── RequestTimeout            504 timeout                 code request_timeout (the request's own deadline,
     │                                                          gateway/http/request_deadline.py)
     └── ShuttingDown              503 service_unavailable     code shutting_down (still running when the
@@ -159,6 +161,14 @@ class UpstreamAnswerTooLarge(UpstreamProtocolError):
     """The upstream's answer (or one SSE event of it) passed the gateway's cap; the message names the setting."""
 
     code = "upstream_answer_too_large"
+
+
+class ServerBusy(GatewayError):
+    """A budget shared by all requests (decoded image pixels) stayed full for longer than the request may wait."""
+
+    status_code = 503
+    error_type = "service_unavailable"
+    code = "server_busy"
 
 
 class StoreUnavailable(GatewayError):

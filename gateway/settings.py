@@ -76,6 +76,11 @@ class Settings(BaseSettings):
     # stopped (its worker killed and replaced), and each worker's address space is capped at this many bytes,
     # so one hostile PDF (millions of strokes: minutes and ~850 MB per page) cannot hold the CPUs or the host's
     # memory. An A3 page at 200 dpi draws in well under a second in ~150 MB.
+    # Decoded image pixels in flight across all requests (gateway/documents/pixel_budget.py): ~7 bytes each at
+    # the peak of a decode, so the default bounds decoding to about 900 MB; a page waits for room up to
+    # `decode_wait_s`, then gets a 503 with Retry-After.
+    decode_pixel_budget: int = Field(128_000_000, ge=1_000_000)
+    decode_wait_s: float = Field(30.0, gt=0)
     render_timeout_s: float = Field(60.0, gt=0)
     render_max_bytes: int = Field(1024 * 1024 * 1024, ge=256 * 1024 * 1024)
     # Remote images (gateway/security/remote_images.py): http(s) image URLs are fetched by the gateway itself, and only

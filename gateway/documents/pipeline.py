@@ -18,9 +18,11 @@ from typing import Any
 from gateway.documents.images.prepare import prepare_decoded, prepare_model_sized
 from gateway.documents.page import DocumentTask, PageResult, run_page
 from gateway.documents.page_slots import PageSlots
+from gateway.documents.pixel_budget import PixelBudget, return_freed_memory
 from gateway.documents.request import DocumentFile, DocumentOptions
 from gateway.documents.response import RenderedPage, document_json
 from gateway.documents.result_cache import CacheStore, cache_key, cached_document, remember_document
+from gateway.documents.sources.page_pixels import page_pixels
 from gateway.documents.sources.pages import RenderPool, SourceDocument, open_document, parse_pages, render_page
 from gateway.errors import GatewayError, InvalidRequest, ModelNotFound, RequestTimeout
 from gateway.http.disconnect import ClientDisconnected
@@ -41,6 +43,7 @@ class DocumentPipeline:
     render_pool: RenderPool  # renders PDF pages, sized to the CPU
     page_slots: PageSlots  # pages of one model in flight at once
     cache_store: CacheStore  # the result cache's store (GATEWAY_CACHE_MAX_BYTES; 0 = off)
+    pixel_budget: PixelBudget  # decoded pixels in flight across all requests (GATEWAY_DECODE_PIXEL_BUDGET)
     # Jobs have no request deadline, so each of their pages gets one of its own (GATEWAY_REQUEST_TIMEOUT_S):
     # an upstream that drip-feeds bytes never trips the read timeout and would hold a job forever.
     page_timeout_s: float | None = None
@@ -138,19 +141,25 @@ async def _run_one(
     # Overlays and Picture crops need the page at its own size; otherwise PDF pages are drawn straight at the
     # model's input size, which saves the resize.
     direct = not (keep_image or options.picture_crops)
-    page = await render_page(
-        source,
-        number,
-        dpi=options.dpi,
-        pool=pool,
-        max_pixels=settings.max_upload_pixels,
-        param=file.param,
-        model_policy=model.image if direct else None,
-    )
-    if page.original_size is not None:
-        prepared = await asyncio.to_thread(prepare_model_sized, page.image, page.original_size)
-    else:
-        prepared = await asyncio.to_thread(prepare_decoded, page.image, model.image, param=file.param)
+    budget = pipeline.pixel_budget
+    model_max = model.image.max_pixels if direct else None
+    pixels = await asyncio.to_thread(page_pixels, source.kind, source.data, number, model_max_pixels=model_max)
+    async with budget.hold(pixels):  # decoded, resized and encoded within the shared pixel budget
+        page = await render_page(
+            source,
+            number,
+            dpi=options.dpi,
+            pool=pool,
+            max_pixels=settings.max_upload_pixels,
+            param=file.param,
+            model_policy=model.image if direct else None,
+        )
+        if page.original_size is not None:
+            prepared = await asyncio.to_thread(prepare_model_sized, page.image, page.original_size)
+        else:
+            prepared = await asyncio.to_thread(prepare_decoded, page.image, model.image, param=file.param)
+    if budget.in_use == 0:  # the last decode in flight: hand its freed heap back (glibc keeps it otherwise)
+        await asyncio.to_thread(return_freed_memory)
     async with model_slot:  # held only while the model works on the page
         result = await run_page(pipeline.upstream, model, task, prepared, options, pipeline.metrics)
     if result.status == "degraded" and page.text:

@@ -7,22 +7,19 @@
 
 PDF pages are rendered by PDFium (pypdfium2; see `pdf_render.py`) at the requested DPI (dots.ocr: 200),
 lowered to the largest integer DPI at which neither side exceeds 4500 px. PDFium is not thread-safe, so pages
-render in a pool of worker processes (`make_render_pool`, one per CPU the gateway may run on, one page each at
-a time, killed when the page is no longer wanted or over its time budget): each task reopens the
-PDF from its bytes, renders one page and returns raw RGB bytes, its size, the DPI used and the text layer.
+render in worker processes (`make_render_pool`, one per CPU, one page each at a time, killed when the page is
+not wanted any more or over its time budget): each task reopens the PDF, renders one page and returns raw RGB
+bytes, its size, the DPI used and the text layer.
 Measured on the 2-vCPU development machine, the dots.ocr demo PDF (2 A3 pages at 200 DPI, 2339x3308 each),
 both pages requested at once, including the parent building the PIL images (medians of 10 after warm-up):
 
     process pool, 2 workers (spawn)      196-222 ms   (first call 370-390 ms: starting the workers)
     one thread per page, a PDFium lock   239-261 ms   (serialised: 2 x ~124 ms per page)
 
-The pool wins even on two cores, and by more with more; it also keeps the event loop's process free of
-PDFium's CPU time, and a page that crashes PDFium kills a worker, not the gateway (`RenderPool` spawns
-another). The cost is copying the PDF to the worker for each page and 23 MB of pixels back per A3 page.
-Workers are spawned, not forked, so they inherit none of the gateway's threads, sockets or locks.
-
-TIFF frames and single images are decoded by `documents.images.prepare.decode_image` (format sniffing, pixel cap, EXIF,
-RGB on white) in a thread; frame N of a TIFF is decoded by pointing the header at its IFD (`tiff_frames`).
+The pool wins even on two cores, and by more with more; it keeps PDFium's CPU time (and crashes) out of the
+gateway's process, for a copy of the PDF to the worker per page and 23 MB of pixels back per A3 page.
+TIFF frames and images are decoded in a thread (`documents.images`: sniffing, pixel cap, EXIF, RGB on white;
+toward the model's size when it is known); frame N of a TIFF by pointing the header at its IFD (`tiff_frames`).
 """
 
 from __future__ import annotations
@@ -37,7 +34,7 @@ from typing import Literal
 from PIL import Image
 
 from gateway.documents.images.decode import ImageTooLarge
-from gateway.documents.images.prepare import decode_image
+from gateway.documents.images.prepare import decode_image, decode_model_sized
 from gateway.documents.sources.pdf_render import (
     DEFAULT_DPI,
     MAX_PAGE_PT,
@@ -200,20 +197,24 @@ async def render_page(
     param: str = "file",
     model_policy: ImagePolicy | None = None,
 ) -> SourcePage:
-    """Page `number` (1-based) as an RGB image. PDF pages render in `pool` (a process pool: PDFium is not
-    thread-safe) at up to `dpi`; TIFF frames and images decode in a thread via `decode_image`.
+    """Page `number` (1-based) as an RGB image: PDF pages drawn in `pool` at up to `dpi`, TIFF frames and images
+    decoded in a thread. With `model_policy`, at that model's input size (its own size in `original_size`).
 
-    Raises ImageTooLarge (413) above `max_pixels`, DocumentRejected or ImageRejected (400) for a page that
-    cannot be read, or that a worker could not draw within its time or memory. Cancelling kills the worker
-    drawing the page (`RenderPool.run`), so an abandoned page stops using a CPU at once.
+    Raises ImageTooLarge (413) above `max_pixels`, DocumentRejected or ImageRejected (400) for a page that cannot
+    be read or drawn within a worker's time or memory. Cancelling kills the worker drawing the page.
     """
     if not 1 <= number <= document.page_count:
         raise InvalidRequest(f"page {number} is out of range: the document has {document.page_count}", param="pages")
-    if document.kind == "image":
-        image = await asyncio.to_thread(decode_image, document.data, param=param, max_pixels=max_pixels)
-        return SourcePage(number=number, image=image, dpi=None, text=None)
-    if document.kind == "tiff":
-        image = await asyncio.to_thread(_decode_tiff_frame, document.data, number, param, max_pixels)
+    if document.kind in ("image", "tiff"):
+        data = document.data
+        if document.kind == "tiff":
+            data = await asyncio.to_thread(_tiff_frame, document.data, number, param)
+        if model_policy is not None:  # decoded toward the model's size: a huge upload never decodes in full
+            image, size = await asyncio.to_thread(
+                decode_model_sized, data, model_policy, param=param, max_pixels=max_pixels
+            )
+            return SourcePage(number=number, image=image, dpi=None, text=None, original_size=size)
+        image = await asyncio.to_thread(decode_image, data, param=param, max_pixels=max_pixels)
         return SourcePage(number=number, image=image, dpi=None, text=None)
     rendered = await _render_pdf_page(document.data, number, dpi, pool, max_pixels, param, model_policy)
     if rendered.model_size is not None:
@@ -224,12 +225,11 @@ async def render_page(
     return SourcePage(number=number, image=image, dpi=rendered.dpi, text=rendered.text)
 
 
-def _decode_tiff_frame(data: bytes, number: int, param: str, max_pixels: int) -> Image.Image:
+def _tiff_frame(data: bytes, number: int, param: str) -> bytes:
     try:
-        frame = tiff_frame(data, number)
+        return tiff_frame(data, number)
     except TiffUnreadable as exc:
         raise DocumentRejected(f"`{param}` page {number} is not readable: {exc}", param=param) from exc
-    return decode_image(frame, param=param, max_pixels=max_pixels)
 
 
 async def _render_pdf_page(
@@ -280,9 +280,8 @@ async def render_pages(
 ) -> AsyncIterator[SourcePage]:
     """Pages `numbers`, in that order, rendering up to `ahead` (default: one per CPU) concurrently.
 
-    Only that many pages are held at once (an A3 page at 200 DPI is 23 MB). Use it as
-    `async with contextlib.aclosing(render_pages(...)) as pages:` so that leaving early cancels what is
-    still rendering; the first failing page's error is raised when that page's turn comes.
+    Only that many pages are held at once (an A3 page at 200 DPI is 23 MB). Use it in `contextlib.aclosing` so
+    that leaving early cancels what still renders; a failing page's error is raised when its turn comes.
     """
     window = max(1, ahead or render_workers())
     pending: deque[asyncio.Task[SourcePage]] = deque()
