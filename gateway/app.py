@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from gateway import __version__
 from gateway.documents.page_slots import PageSlots
 from gateway.documents.pipeline import DocumentPipeline
-from gateway.documents.pixel_budget import PixelBudget
+from gateway.documents.pixel_budget import PixelBudget, map_large_blocks
 from gateway.documents.sources.pages import make_render_pool
 from gateway.http.bare_route import BareASGIRoute
 from gateway.http.error_handlers import ErrorBoundary, install_error_handlers
@@ -76,6 +76,7 @@ class GatewayApp(FastAPI):
 def create_app(settings: Settings | None = None) -> GatewayApp:
     """Build the gateway. Raises ConfigError (naming the file and field) before anything listens."""
     settings = settings or Settings()
+    map_large_blocks()  # decoded pages' memory goes back to the system when freed (documents/pixel_budget.py)
     registry = load_registry(settings.model_configs_dir, settings.prompts_dir)
     served = build_served_models(registry, settings)
     gateway_metrics = GatewayMetrics()
