@@ -44,8 +44,8 @@ class DocumentPipeline:
     page_slots: PageSlots  # pages of one model in flight at once
     cache_store: CacheStore  # the result cache's store (GATEWAY_CACHE_MAX_BYTES; 0 = off)
     pixel_budget: PixelBudget  # decoded pixels in flight across all requests (GATEWAY_DECODE_PIXEL_BUDGET)
-    # Jobs have no request deadline, so each of their pages gets one of its own (GATEWAY_REQUEST_TIMEOUT_S):
-    # an upstream that drip-feeds bytes never trips the read timeout and would hold a job forever.
+    # Jobs have no request deadline, so the model's work on each of their pages gets one of its own
+    # (GATEWAY_REQUEST_TIMEOUT_S): an upstream that drip-feeds bytes never trips the read timeout.
     page_timeout_s: float | None = None
 
 
@@ -80,10 +80,9 @@ async def run_document(
     async def one(number: int) -> RenderedPage:
         try:
             async with model_slots.pipeline:
-                page = _run_one(
+                return await _run_one(
                     pipeline, model, task, source, number, file, options, pool, keep_images, model_slots.model
                 )
-                return await _within(pipeline.page_timeout_s, number, page)
         finally:
             if on_page is not None:
                 on_page()
@@ -98,20 +97,23 @@ async def run_document(
             pending.cancel()
 
 
-async def _within(limit_s: float | None, number: int, page: Awaitable[RenderedPage]) -> RenderedPage:
-    """`page`, or RequestTimeout once it has run `limit_s` (None: no limit of its own)."""
+async def _within(limit_s: float | None, number: int, work: Awaitable[PageResult]) -> PageResult:
+    """The model's work on a page, or RequestTimeout once it has run `limit_s` (None: no limit of its own).
+
+    Only the model's work: a job page waiting for a model slot behind other requests is not at fault, and its
+    render has a budget of its own (GATEWAY_RENDER_TIMEOUT_S)."""
     if limit_s is None:
-        return await page
+        return await work
     deadline = asyncio.timeout(limit_s)
     try:
         async with deadline:
-            return await page
+            return await work
     except TimeoutError:
         if not deadline.expired():
             raise
         raise RequestTimeout(
-            f"page {number} was still unfinished after {limit_s:g} s (GATEWAY_REQUEST_TIMEOUT_S, which a job applies "
-            "to each of its pages)"
+            f"the model was still working on page {number} after {limit_s:g} s (GATEWAY_REQUEST_TIMEOUT_S, which "
+            "a job applies to each of its pages)"
         ) from None
 
 
@@ -161,7 +163,8 @@ async def _run_one(
     if budget.in_use == 0:  # the last decode in flight: hand its freed heap back (glibc keeps it otherwise)
         await asyncio.to_thread(return_freed_memory)
     async with model_slot:  # held only while the model works on the page
-        result = await run_page(pipeline.upstream, model, task, prepared, options, pipeline.metrics)
+        work = run_page(pipeline.upstream, model, task, prepared, options, pipeline.metrics)
+        result = await _within(pipeline.page_timeout_s, number, work)
     if result.status == "degraded" and page.text:
         result = _text_layer_fallback(result, page.text)
         pipeline.metrics.page_fallbacks.labels(model.name, "pdf_text").inc()
