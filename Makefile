@@ -69,6 +69,7 @@ bench: install
 	$(BIN)/python -m bench.document_cpu
 	$(BIN)/python -m bench.document_throughput
 	$(BIN)/python -m bench.stream_load
+	$(BIN)/python -m bench.memory_bombs
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info

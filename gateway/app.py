@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from gateway import __version__
 from gateway.documents.page_slots import PageSlots
 from gateway.documents.pipeline import DocumentPipeline
+from gateway.documents.pixel_budget import PixelBudget, map_large_blocks
 from gateway.documents.sources.pages import make_render_pool
 from gateway.http.bare_route import BareASGIRoute
 from gateway.http.error_handlers import ErrorBoundary, install_error_handlers
@@ -77,13 +78,14 @@ class GatewayApp(FastAPI):
 def create_app(settings: Settings | None = None) -> GatewayApp:
     """Build the gateway. Raises ConfigError (naming the file and field) before anything listens."""
     settings = settings or Settings()
+    map_large_blocks()  # decoded pages' memory goes back to the system when freed (documents/pixel_budget.py)
     registry = load_registry(settings.model_configs_dir, settings.prompts_dir)
     served = build_served_models(registry, settings)
     gateway_metrics = GatewayMetrics()
     gateway_metrics.registry.register(ReplicaCollector(served))
     store = open_store(settings.store_path, cache_max_bytes=settings.cache_max_bytes)  # ConfigError if unusable
     upstream = UpstreamClient(settings, gateway_metrics)
-    render_pool = make_render_pool()
+    render_pool = make_render_pool(task_timeout_s=settings.render_timeout_s, max_bytes=settings.render_max_bytes)
     page_slots = PageSlots(settings.page_concurrency)
     document_pipeline = DocumentPipeline(
         settings=settings,
@@ -93,6 +95,7 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
         render_pool=render_pool,
         page_slots=page_slots,
         cache_store=store,
+        pixel_budget=PixelBudget(settings.decode_pixel_budget, settings.decode_wait_s),
     )
     state = GatewayState(
         settings=settings,
@@ -141,7 +144,7 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
             await state.remote_images.close()
             if limiter is not None:
                 await limiter.close()
-            state.render_pool.shutdown(wait=True, cancel_futures=True)
+            state.render_pool.shutdown()  # kills renders still running: the grace period is over
             state.store.close()
 
     app = GatewayApp(

@@ -17,7 +17,14 @@
     ├── UpstreamUnavailable       503 service_unavailable     (refused, reset, no healthy replica)
     ├── UpstreamTimeout           504 timeout
     ├── UpstreamProtocolError     502 bad_gateway             (the upstream answered something that is not
-    │                                                          vLLM's API, e.g. garbage instead of JSON)
+    │   │                                                      vLLM's API, e.g. garbage instead of JSON)
+    │   └── UpstreamAnswerTooLarge 502 bad_gateway            code upstream_answer_too_large (an answer or SSE
+    │                                                          event over its cap; the message names the setting)
+    ├── StoreUnavailable          503 service_unavailable     code store_unavailable (the jobs' SQLite store
+    │   │                                                      failed a read or write)
+    │   └── StorageFull           507 insufficient_storage    code storage_full (its disk is full)
+    ├── ServerBusy                503 service_unavailable     code server_busy, with Retry-After (a shared budget,
+    │                                                          e.g. decoded image pixels, stayed full too long)
     ├── RequestTimeout            504 timeout                 code request_timeout (the request's own deadline,
     │                                                          gateway/http/request_deadline.py)
     ├── HeadersTooLarge           431 invalid_request_error   code headers_too_large (size or count of the
@@ -174,6 +181,36 @@ class UpstreamProtocolError(GatewayError):
 
     status_code = 502
     error_type = "bad_gateway"
+
+
+class UpstreamAnswerTooLarge(UpstreamProtocolError):
+    """The upstream's answer (or one SSE event of it) passed the gateway's cap; the message names the setting."""
+
+    code = "upstream_answer_too_large"
+
+
+class ServerBusy(GatewayError):
+    """A budget shared by all requests (decoded image pixels) stayed full for longer than the request may wait."""
+
+    status_code = 503
+    error_type = "service_unavailable"
+    code = "server_busy"
+
+
+class StoreUnavailable(GatewayError):
+    """The durable store (SQLite) could not read or write; nothing was half-written (one transaction each)."""
+
+    status_code = 503
+    error_type = "service_unavailable"
+    code = "store_unavailable"
+
+
+class StorageFull(StoreUnavailable):
+    """The store's disk (or its file system's quota) is full: WebDAV's 507, which says exactly that."""
+
+    status_code = 507
+    error_type = "insufficient_storage"
+    code = "storage_full"
 
 
 class RequestTimeout(GatewayError):

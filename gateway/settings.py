@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     retry_backoff_s: float = Field(0.05, ge=0)
 
     max_body_bytes: int = Field(50 * 1024 * 1024, ge=1024)
+    # What an upstream may send back (gateway/upstream/answer_body.py): a non-streamed answer, decoded, and one
+    # server-sent event of a stream. Past either: 502 bad_gateway naming the setting. vLLM's answers are KBs;
+    # top-20 logprobs over a 32k-token answer are ~50 MB, hence the generous answer cap.
+    max_upstream_answer_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+    max_sse_event_bytes: int = Field(1024 * 1024, ge=1024)
     # Chat requests asking for more (`max_tokens` or `max_completion_tokens`) get a 400; None: no cap.
     max_completion_tokens: int | None = Field(None, ge=1)
     # Decompression-bomb guard for document images, checked from the header before decoding. A 200-DPI A3
@@ -74,6 +79,17 @@ class Settings(BaseSettings):
     max_document_pages: int = Field(2000, ge=1)
     page_concurrency: int = Field(8, ge=1)
     max_batch_files: int = Field(20, ge=1)
+    # PDF render workers (gateway/documents/sources/render_pool.py): a page still drawing after this long is
+    # stopped (its worker killed and replaced), and each worker's address space is capped at this many bytes,
+    # so one hostile PDF (millions of strokes: minutes and ~850 MB per page) cannot hold the CPUs or the host's
+    # memory. An A3 page at 200 dpi draws in well under a second in ~150 MB.
+    # Decoded image pixels in flight across all requests (gateway/documents/pixel_budget.py): ~7 bytes each at
+    # the peak of a decode, so the default bounds decoding to about 900 MB; a page waits for room up to
+    # `decode_wait_s`, then gets a 503 with Retry-After.
+    decode_pixel_budget: int = Field(128_000_000, ge=1_000_000)
+    decode_wait_s: float = Field(30.0, gt=0)
+    render_timeout_s: float = Field(60.0, gt=0)
+    render_max_bytes: int = Field(1024 * 1024 * 1024, ge=256 * 1024 * 1024)
     # Remote images (gateway/security/remote_images.py): http(s) image URLs are fetched by the gateway itself, and only
     # from these hosts (`images.example.com`, or `*.example.com` for its subdomains); empty: refused, send
     # data: URLs. Every address a host resolves to must be public; no setting loosens that.

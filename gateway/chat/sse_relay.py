@@ -20,8 +20,10 @@ from gateway.errors import GatewayError, UpstreamProtocolError, UpstreamTimeout
 from gateway.http.disconnect import run_unless_disconnected
 from gateway.http.sse import DONE, EVENT_END, closing_events
 from gateway.observability.metrics import GatewayMetrics
+from gateway.upstream.answer_body import answer_pieces, too_large
 
 _ERROR_EVENT_MARK = b'data: {"error"'
+_EVENT_SETTING = "GATEWAY_MAX_SSE_EVENT_BYTES"
 _HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-cache"),
@@ -33,7 +35,13 @@ class SSERelayResponse(Response):
     """A response that streams an upstream SSE body to the client (its own ASGI call, like StreamingResponse)."""
 
     def __init__(
-        self, upstream: aiohttp.ClientResponse, *, model: str, metrics: GatewayMetrics, started: float
+        self,
+        upstream: aiohttp.ClientResponse,
+        *,
+        model: str,
+        metrics: GatewayMetrics,
+        started: float,
+        max_event_bytes: int,
     ) -> None:
         # Starlette's Response.__init__ would render a body; a relay has none, so only set what FastAPI reads.
         self.status_code = 200
@@ -42,6 +50,7 @@ class SSERelayResponse(Response):
         self._model = model
         self._metrics = metrics
         self._started = started
+        self._max_event_bytes = max_event_bytes  # GATEWAY_MAX_SSE_EVENT_BYTES
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -53,18 +62,24 @@ class SSERelayResponse(Response):
 
     async def _relay(self, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": _HEADERS})
-        tail = b""
+        # The incomplete tail is a bytearray searched only where the new chunk can complete an event: an upstream
+        # that never sends a blank line costs linear time (100 MB once took 12 s of CPU) and at most the cap.
+        tail = bytearray()
         first = True
         finished = False
         failure: GatewayError | None = None
         try:
-            async for chunk in self._upstream.content.iter_any():
-                data = tail + chunk if tail else chunk
-                end = data.rfind(EVENT_END)
+            async for chunk in answer_pieces(self._upstream, model=self._model):
+                search_from = max(0, len(tail) - 1)  # "\n\n" may straddle the old tail and the new chunk
+                tail += chunk
+                end = tail.rfind(EVENT_END, search_from)
                 if end < 0:
-                    tail = data
+                    if len(tail) > self._max_event_bytes:
+                        failure = too_large(self._model, "stream event", self._max_event_bytes, _EVENT_SETTING)
+                        break
                     continue
-                events, tail = data[: end + 2], data[end + 2 :]
+                events = bytes(tail[: end + 2])
+                del tail[: end + 2]
                 if first:
                     first = False
                     self._metrics.stream_first_byte.labels(self._model).observe(time.perf_counter() - self._started)
@@ -72,12 +87,14 @@ class SSERelayResponse(Response):
                     self._metrics.upstream_errors.labels(self._model, "stream_error_event").inc()
                 finished = events.endswith(DONE)
                 await send({"type": "http.response.body", "body": events, "more_body": True})
-            if not finished:
+            if not finished and failure is None:
                 failure = UpstreamProtocolError(f"model {self._model}: the upstream stream ended without [DONE]")
         except (TimeoutError, aiohttp.SocketTimeoutError):
             failure = UpstreamTimeout(f"model {self._model}: the upstream stream went silent")
         except aiohttp.ClientError as exc:
             failure = UpstreamProtocolError(f"model {self._model}: the upstream stream broke ({type(exc).__name__})")
+        except UpstreamProtocolError as exc:  # an encoding it cannot undo
+            failure = exc
         if failure is not None:
             kind = "timeout" if isinstance(failure, UpstreamTimeout) else "stream_broken"
             self._metrics.upstream_errors.labels(self._model, kind).inc()

@@ -12,18 +12,19 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 from typing import Any
 
 from gateway.documents.images.prepare import prepare_decoded, prepare_model_sized
 from gateway.documents.page import DocumentTask, PageResult, run_page
 from gateway.documents.page_slots import PageSlots
+from gateway.documents.pixel_budget import PixelBudget, return_freed_memory
 from gateway.documents.request import DocumentFile, DocumentOptions
 from gateway.documents.response import RenderedPage, document_json
 from gateway.documents.result_cache import CacheStore, cache_key, cached_document, remember_document
-from gateway.documents.sources.pages import SourceDocument, open_document, parse_pages, render_page
-from gateway.errors import GatewayError, InvalidRequest, ModelNotFound, shown
+from gateway.documents.sources.page_pixels import page_pixels
+from gateway.documents.sources.pages import RenderPool, SourceDocument, open_document, parse_pages, render_page
+from gateway.errors import GatewayError, InvalidRequest, ModelNotFound, RequestTimeout, shown
 from gateway.http.disconnect import ClientDisconnected
 from gateway.observability.metrics import GatewayMetrics
 from gateway.settings import Settings
@@ -39,9 +40,13 @@ class DocumentPipeline:
     models: Mapping[str, ServedModel]
     upstream: UpstreamClient
     metrics: GatewayMetrics
-    render_pool: Executor  # renders PDF pages, sized to the CPU
+    render_pool: RenderPool  # renders PDF pages, sized to the CPU
     page_slots: PageSlots  # pages of one model in flight at once
     cache_store: CacheStore  # the result cache's store (GATEWAY_CACHE_MAX_BYTES; 0 = off)
+    pixel_budget: PixelBudget  # decoded pixels in flight across all requests (GATEWAY_DECODE_PIXEL_BUDGET)
+    # Jobs have no request deadline, so the model's work on each of their pages gets one of its own
+    # (GATEWAY_REQUEST_TIMEOUT_S): an upstream that drip-feeds bytes never trips the read timeout.
+    page_timeout_s: float | None = None
 
 
 async def run_document(
@@ -51,7 +56,7 @@ async def run_document(
     file: DocumentFile,
     options: DocumentOptions,
     *,
-    pool: Executor,
+    pool: RenderPool,
     slots: PageSlots,
     keep_images: bool = False,
     on_page: Callable[[], None] | None = None,
@@ -92,6 +97,26 @@ async def run_document(
             pending.cancel()
 
 
+async def _within(limit_s: float | None, number: int, work: Awaitable[PageResult]) -> PageResult:
+    """The model's work on a page, or RequestTimeout once it has run `limit_s` (None: no limit of its own).
+
+    Only the model's work: a job page waiting for a model slot behind other requests is not at fault, and its
+    render has a budget of its own (GATEWAY_RENDER_TIMEOUT_S)."""
+    if limit_s is None:
+        return await work
+    deadline = asyncio.timeout(limit_s)
+    try:
+        async with deadline:
+            return await work
+    except TimeoutError:
+        if not deadline.expired():
+            raise
+        raise RequestTimeout(
+            f"the model was still working on page {number} after {limit_s:g} s (GATEWAY_REQUEST_TIMEOUT_S, which "
+            "a job applies to each of its pages)"
+        ) from None
+
+
 async def _isolated(one: Callable[[int], Awaitable[RenderedPage]], number: int) -> RenderedPage:
     """One page of a multi-page document: its failure becomes its own error entry."""
     try:
@@ -110,7 +135,7 @@ async def _run_one(
     number: int,
     file: DocumentFile,
     options: DocumentOptions,
-    pool: Executor,
+    pool: RenderPool,
     keep_image: bool,
     model_slot: asyncio.Semaphore,
 ) -> RenderedPage:
@@ -118,21 +143,28 @@ async def _run_one(
     # Overlays and Picture crops need the page at its own size; otherwise PDF pages are drawn straight at the
     # model's input size, which saves the resize.
     direct = not (keep_image or options.picture_crops)
-    page = await render_page(
-        source,
-        number,
-        dpi=options.dpi,
-        pool=pool,
-        max_pixels=settings.max_upload_pixels,
-        param=file.param,
-        model_policy=model.image if direct else None,
-    )
-    if page.original_size is not None:
-        prepared = await asyncio.to_thread(prepare_model_sized, page.image, page.original_size)
-    else:
-        prepared = await asyncio.to_thread(prepare_decoded, page.image, model.image, param=file.param)
+    budget = pipeline.pixel_budget
+    model_max = model.image.max_pixels if direct else None
+    pixels = await asyncio.to_thread(page_pixels, source.kind, source.data, number, model_max_pixels=model_max)
+    async with budget.hold(pixels):  # decoded, resized and encoded within the shared pixel budget
+        page = await render_page(
+            source,
+            number,
+            dpi=options.dpi,
+            pool=pool,
+            max_pixels=settings.max_upload_pixels,
+            param=file.param,
+            model_policy=model.image if direct else None,
+        )
+        if page.original_size is not None:
+            prepared = await asyncio.to_thread(prepare_model_sized, page.image, page.original_size)
+        else:
+            prepared = await asyncio.to_thread(prepare_decoded, page.image, model.image, param=file.param)
+    if budget.in_use == 0:  # the last decode in flight: hand its freed heap back (glibc keeps it otherwise)
+        await asyncio.to_thread(return_freed_memory)
     async with model_slot:  # held only while the model works on the page
-        result = await run_page(pipeline.upstream, model, task, prepared, options, pipeline.metrics)
+        work = run_page(pipeline.upstream, model, task, prepared, options, pipeline.metrics)
+        result = await _within(pipeline.page_timeout_s, number, work)
     if result.status == "degraded" and page.text:
         result = _text_layer_fallback(result, page.text)
         pipeline.metrics.page_fallbacks.labels(model.name, "pdf_text").inc()

@@ -15,6 +15,7 @@ a job may select up to GATEWAY_MAX_DOCUMENT_PAGES pages (a request: GATEWAY_MAX_
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import time
@@ -33,6 +34,7 @@ from gateway.errors import GatewayError, JobConflict, JobNotFound
 from gateway.jobs.job_queries import JobPage, list_jobs, visible_to
 from gateway.jobs.owner_bounds import check_owner_bounds
 from gateway.jobs.store import JobRecord, JobStatus, Store
+from gateway.jobs.store_errors import is_disk_full, store_failure
 from gateway.mistral_ocr.answer import check_models, mistral_answer
 from gateway.mistral_ocr.request import MistralRequest, annotation_formats, read_mistral_options
 from gateway.settings import Settings
@@ -44,6 +46,7 @@ _CACHE_SCOPE = "cache_scope"
 _JOBS_NAMED_IN_LOG = 10  # job ids the "resuming" line names; the rest are only counted
 INPUT_LOST = "the gateway restarted and the job's input was lost"
 _SWEEP_EVERY_S = 3600.0
+_FINISH_RETRY_PAUSES_S = (0.5, 2.0, 5.0)  # a full disk may be cleared by its operator meanwhile
 
 
 def count_pages(files: list[DocumentFile], options: DocumentOptions, settings: Settings) -> int:
@@ -68,7 +71,8 @@ class JobRunner:
         self.settings = pipeline.settings
         # A job reads a whole document: its page limit is GATEWAY_MAX_DOCUMENT_PAGES, not a request's.
         settings = pipeline.settings.model_copy(update={"max_pages_per_request": pipeline.settings.max_document_pages})
-        self._pipeline = replace(pipeline, settings=settings)
+        # It has no request deadline either: each page gets one instead (GATEWAY_REQUEST_TIMEOUT_S).
+        self._pipeline = replace(pipeline, settings=settings, page_timeout_s=settings.request_timeout_s)
         self._slots = asyncio.Semaphore(settings.job_concurrency)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._progress: dict[str, int] = {}  # pages done of the jobs running in this process
@@ -76,6 +80,9 @@ class JobRunner:
         self._sweeper: asyncio.Task[None] | None = None
         self._closing = False
         self._admission = asyncio.Lock()  # a key's bounds are checked and its job stored as one step
+        # Jobs whose end could not be written (the store's disk is full), as they ended; the store still says
+        # running, so a restart resumes them.
+        self._unrecorded: dict[str, JobRecord] = {}
 
     async def start(self) -> None:
         """Expire old jobs, resume the ones a previous process left unfinished, start the periodic sweep."""
@@ -121,9 +128,12 @@ class JobRunner:
             if owner is not None:
                 size = sum(len(file.data) for file in files)
                 await asyncio.to_thread(check_owner_bounds, self.store, self.settings, owner, size)
-            await asyncio.to_thread(
-                self.store.create_job, job_id, task, model.name, stored, files, pages_total=pages_total, owner=owner
-            )
+            try:
+                await asyncio.to_thread(
+                    self.store.create_job, job_id, task, model.name, stored, files, pages_total=pages_total, owner=owner
+                )
+            except sqlite3.Error as exc:  # a full disk is a 507, never a traceback; nothing was half-stored
+                raise store_failure(exc, "storing the job") from None
         self._schedule(job_id, resumed=False)
         return job_id
 
@@ -140,9 +150,15 @@ class JobRunner:
 
     async def get(self, job_id: str, owner: str | None = None, *, param: str = "id") -> JobRecord:
         """The job, with live progress if it runs here; JobNotFound if unknown or another key's."""
-        job = await asyncio.to_thread(self.store.get_job, job_id)
+        try:
+            job = await asyncio.to_thread(self.store.get_job, job_id)
+        except sqlite3.Error as exc:
+            raise store_failure(exc, "reading the job") from None
         if job is None or not visible_to(job, owner):  # another key's job is as absent as a deleted one
             raise JobNotFound(job_id, param=param)
+        unrecorded = self._unrecorded.get(job_id)
+        if unrecorded is not None and not job.finished:  # its end could not be written: say how it ended
+            return unrecorded
         live = self._progress.get(job_id)
         if live is not None and not job.finished and live > job.pages_done:
             job = replace(job, pages_done=live)
@@ -157,7 +173,10 @@ class JobRunner:
             else:
                 message = f"job {job_id} is {job.status}: its result is not ready yet"
             raise JobConflict(message, code="job_not_finished" if not job.finished else "job_has_no_result")
-        body = await asyncio.to_thread(self.store.get_result, job_id)
+        try:
+            body = await asyncio.to_thread(self.store.get_result, job_id)
+        except sqlite3.Error as exc:
+            raise store_failure(exc, "reading the job's result") from None
         if body is None:  # deleted by a sweep between the two reads
             raise JobNotFound(job_id)
         return body
@@ -172,7 +191,10 @@ class JobRunner:
             task.cancel()
             await asyncio.wait([task])
         else:  # not running in this process (another gateway on the same store): mark it
-            await asyncio.to_thread(self.store.finish_job, job_id, "cancelled")
+            try:
+                await asyncio.to_thread(self.store.finish_job, job_id, "cancelled")
+            except sqlite3.Error as exc:
+                raise store_failure(exc, "cancelling the job") from None
         job = await self.get(job_id)
         if job.status != "cancelled":  # it finished just before the cancellation landed
             raise JobConflict(f"job {job_id} has already finished: {job.status}", code="job_finished")
@@ -186,25 +208,53 @@ class JobRunner:
         task.add_done_callback(lambda _: self._tasks.pop(job_id, None))
 
     async def _run(self, job_id: str, *, resumed: bool) -> None:
-        store = self.store
         try:
             async with self._slots:
                 await self._run_job(job_id, resumed=resumed)
         except asyncio.CancelledError:
             if not self._closing:  # cancelled by a client: record it; a stopping gateway leaves it to be resumed
-                await asyncio.to_thread(store.finish_job, job_id, "cancelled")
+                await self._finish(job_id, "cancelled")
                 log.info("job %s cancelled", job_id)
                 return
             raise
         except GatewayError as exc:
-            await asyncio.to_thread(store.finish_job, job_id, "failed", error=exc.body()["error"])
+            await self._finish(job_id, "failed", error=exc.body()["error"])
             log.info("job %s failed: %s", job_id, exc.message)
+        except sqlite3.Error as exc:  # reading its input or marking it running: the store's reason, no traceback
+            await self._finish(job_id, "failed", error=store_failure(exc, "running the job").body()["error"])
+            log.warning("job %s failed: its store failed (%s)", job_id, exc)
         except Exception as exc:
             log.error("job %s failed unexpectedly", job_id, exc_info=exc)
             error = {"message": "internal error in the gateway; see its log", "type": "internal_error"}
-            await asyncio.to_thread(store.finish_job, job_id, "failed", error={**error, "param": None, "code": None})
+            await self._finish(job_id, "failed", error={**error, "param": None, "code": None})
         finally:
             self._progress.pop(job_id, None)
+
+    async def _finish(self, job_id: str, status: JobStatus, **outcome: Any) -> None:
+        """Record how a job ended, retrying a failed write; if the result cannot be stored (a full disk), the job
+        fails with that reason instead (a far smaller write, which also frees its uploads); while nothing can be
+        written it is reported from memory as it ended (failed, when its result was lost) and stays running in the
+        store, to be resumed at the next start.
+        """
+        job: JobRecord | None = None
+        for attempt, pause_s in enumerate(_FINISH_RETRY_PAUSES_S):
+            try:
+                if await asyncio.to_thread(self.store.finish_job, job_id, status, **outcome) and status == "succeeded":
+                    log.info("job %s succeeded", job_id)
+                self._unrecorded.pop(job_id, None)
+                return
+            except sqlite3.Error as exc:
+                log.warning("job %s: could not record it as %s (attempt %d): %s", job_id, status, attempt + 1, exc)
+                if outcome.get("result") is not None and is_disk_full(exc):
+                    status, outcome = "failed", {"error": store_failure(exc, "storing its result").body()["error"]}
+                with contextlib.suppress(sqlite3.Error):
+                    job = job or await asyncio.to_thread(self.store.get_job, job_id)
+                if job is not None:
+                    error = outcome.get("error") or store_failure(exc, "recording its end").body()["error"]
+                    shown: JobStatus = "failed" if status == "succeeded" else status
+                    self._unrecorded[job_id] = replace(job, status=shown, error=error, finished_at=time.time())
+                await asyncio.sleep(pause_s)
+        log.error("job %s: its end could not be written to the store; it is reported failed until a restart", job_id)
 
     async def _run_job(self, job_id: str, *, resumed: bool) -> None:
         store, pipeline = self.store, self._pipeline
@@ -214,7 +264,7 @@ class JobRunner:
         files = await asyncio.to_thread(store.job_files, job_id)
         if not files:
             error = {"message": INPUT_LOST, "type": "internal_error", "param": None, "code": "job_input_lost"}
-            await asyncio.to_thread(store.finish_job, job_id, "failed", error=error)
+            await self._finish(job_id, "failed", error=error)
             log.warning("job %s failed: %s", job_id, INPUT_LOST)
             return
         stored = dict(job.options)
@@ -240,11 +290,7 @@ class JobRunner:
             answer = await mistral_answer(pipeline, request, on_page=on_page)
         else:
             answer = await json_answer(pipeline, model, task, files, options, on_page=on_page, cache_scope=scope)
-        finished = await asyncio.to_thread(
-            store.finish_job, job_id, "succeeded", result=orjson.dumps(answer), pages_done=job.pages_total
-        )
-        if finished:
-            log.info("job %s succeeded", job_id)
+        await self._finish(job_id, "succeeded", result=orjson.dumps(answer), pages_done=job.pages_total)
 
     def _write(self, write: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.create_task(write)

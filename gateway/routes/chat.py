@@ -60,7 +60,13 @@ class ChatCompletionsEndpoint:
             if not upstream.content_type.startswith("text/event-stream"):
                 upstream.close()
                 raise UpstreamProtocolError(f"model {model.name}: asked for a stream, got {upstream.content_type}")
-            relay = SSERelayResponse(upstream, model=model.name, metrics=state.metrics, started=started)
+            relay = SSERelayResponse(
+                upstream,
+                model=model.name,
+                metrics=state.metrics,
+                started=started,
+                max_event_bytes=state.settings.max_sse_event_bytes,
+            )
             await relay(scope, receive, send)
             return
         answer = await run_unless_disconnected(

@@ -6,7 +6,6 @@ builds it) see the whole gateway; the pipeline, the job runner and the chat rela
 
 from __future__ import annotations
 
-from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -14,6 +13,7 @@ from fastapi import Depends, Request
 
 from gateway.documents.page_slots import PageSlots
 from gateway.documents.pipeline import DocumentPipeline
+from gateway.documents.sources.pages import RenderPool
 from gateway.jobs.runner import JobRunner
 from gateway.jobs.store import Store
 from gateway.models.registry import ModelConfig
@@ -39,7 +39,7 @@ class GatewayState:
     prober: HealthProber
     load_scraper: LoadScraper  # each replica's vLLM queue length, for load-aware routing
     started_at: int
-    render_pool: Executor  # renders PDF pages, sized to the CPU
+    render_pool: RenderPool  # renders PDF pages, sized to the CPU
     page_slots: PageSlots  # pages of one model in flight at once
     store: Store  # jobs, their uploads and results, the result cache (SQLite)
     documents: DocumentPipeline  # reads documents for /v1/ocr, /v1/layout and jobs

@@ -12,12 +12,14 @@ from starlette.responses import Response
 from gateway.documents.output.overlay import draw_layout
 from gateway.documents.page import DocumentTask
 from gateway.documents.pipeline import check_options, json_answer, resolve_model, run_document
-from gateway.documents.request import json_payload, read_document_request
+from gateway.documents.request import DocumentFile, DocumentOptions, json_payload, read_document_request
 from gateway.documents.response import document_csv
+from gateway.http.disconnect import run_unless_disconnected
 from gateway.mistral_ocr.answer import mistral_answer
 from gateway.mistral_ocr.request import read_mistral_request
 from gateway.routes.dependencies import GatewayState, StateDep
 from gateway.routes.error_responses import ERROR_RESPONSES
+from gateway.upstream.served_models import ServedModel
 
 router = APIRouter(tags=["Documents"])
 
@@ -83,7 +85,7 @@ async def ocr(request: Request, state: StateDep) -> Response:
     payload = await json_payload(request, state.settings.max_body_bytes)
     if payload is not None and "document" in payload:
         mistral = await read_mistral_request(payload, state.settings, state.remote_images)
-        answer = await mistral_answer(state.documents, mistral)
+        answer = await run_unless_disconnected(request.receive, mistral_answer(state.documents, mistral))
         request.state.model = answer["model"]
         return Response(orjson.dumps(answer), media_type="application/json")
     return await _run(request, state, "ocr", payload)
@@ -101,6 +103,8 @@ def cache_scope(request: Request, state: GatewayState) -> str | None:
 async def _run(
     request: Request, state: GatewayState, task: DocumentTask, payload: dict[str, Any] | None = None
 ) -> Response:
+    """The answer, unless the client leaves first: then its pages still waiting are cancelled and those at the
+    model are dropped upstream (vLLM aborts them), as for chat. Jobs run on without their client."""
     settings = state.settings
     document = await read_document_request(
         request,
@@ -112,11 +116,23 @@ async def _run(
     options = check_options(document.options, task, files=len(document.files))
     model = resolve_model(state.documents, options, task)
     request.state.model = model.name
+    scope = cache_scope(request, state)
+    answer = _answer(state, task, document.files, options, model, scope)
+    return await run_unless_disconnected(request.receive, answer)
+
+
+async def _answer(
+    state: GatewayState,
+    task: DocumentTask,
+    files: list[DocumentFile],
+    options: DocumentOptions,
+    model: ServedModel,
+    scope: str | None,
+) -> Response:
     if options.format == "json":
-        scope = cache_scope(request, state)
-        answer = await json_answer(state.documents, model, task, document.files, options, cache_scope=scope)
+        answer = await json_answer(state.documents, model, task, files, options, cache_scope=scope)
         return Response(orjson.dumps(answer), media_type="application/json")
-    [file] = document.files
+    [file] = files
     pages = await run_document(
         state.documents,
         model,

@@ -28,12 +28,14 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 from gateway.errors import GatewayError, UpstreamProtocolError, UpstreamTimeout, UpstreamUnavailable
 from gateway.observability.metrics import GatewayMetrics
 from gateway.settings import Settings
+from gateway.upstream.answer_body import read_capped
 from gateway.upstream.errors import parse_upstream_error
 from gateway.upstream.served_models import ServedModel, Upstream
 
 log = logging.getLogger(__name__)
 
 _RETRYABLE_STATUS = frozenset({502, 503})
+_ERROR_BODY_BYTES = 1024 * 1024  # an error body is a short JSON message; past this it is not vLLM's
 
 
 class _TrackedResponse(aiohttp.ClientResponse):
@@ -127,6 +129,10 @@ class UpstreamClient:
             connector=connector,
             timeout=timeout,
             skip_auto_headers=("User-Agent",),
+            # Compressed answers could inflate without bound inside aiohttp: ask for none, and undo any that come
+            # anyway ourselves, in bounded pieces (gateway/upstream/answer_body.py).
+            headers={"Accept-Encoding": "identity"},
+            auto_decompress=False,
             response_class=_TrackedResponse,
         )
 
@@ -212,7 +218,10 @@ class UpstreamClient:
         errors = self._metrics.upstream_errors
         upstream = _upstream_of(response)
         try:
-            return await response.read()
+            return await read_capped(response, model=model.name, limit=self._settings.max_upstream_answer_bytes)
+        except UpstreamProtocolError:
+            errors.labels(model.name, "invalid_response").inc()
+            raise
         except (aiohttp.SocketTimeoutError, TimeoutError) as exc:
             errors.labels(model.name, "timeout").inc()
             self._record_failure(model, upstream)
@@ -298,9 +307,12 @@ class UpstreamClient:
         kind = "status_4xx" if response.status < 500 else "status_5xx"
         self._metrics.upstream_errors.labels(model.name, kind).inc()
         try:
-            body = await response.read()
-        except (TimeoutError, aiohttp.ClientError):
+            body = await read_capped(response, model=model.name, limit=_ERROR_BODY_BYTES)
+        except (TimeoutError, aiohttp.ClientError, UpstreamProtocolError):
             body = b""
         finally:
-            response.release()
+            if response.content.at_eof():
+                response.release()
+            else:  # an error body left unread (too large, broken): the connection cannot be reused
+                response.close()
         return parse_upstream_error(response.status, body)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 
 import httpx
 import pytest
 
 from launchers.vllm_standin import StandinServer
-from tests.conftest import CHAT_MODEL
+from launchers.vllm_standin.dots_answers import dots_ocr_answer
+from tests.conftest import CHAT_MODEL, OCR_MODEL
+from tests.pdfs import plain_pdf
 from tests.running_gateway import GatewayServer
 
 HI = [{"role": "user", "content": "hi"}]
@@ -56,3 +59,26 @@ def test_leaving_before_the_first_token_aborts_the_upstream_stream(
     with pytest.raises(httpx.ReadTimeout):
         httpx.post(gateway.base_url + "/chat/completions", json=body, timeout=0.5)
     assert slow.state.wait_for(lambda: _chat_requests(slow) == ["aborted"], timeout=3.0), _chat_requests(slow)
+
+
+def test_a_document_whose_client_left_sends_no_more_pages_and_aborts_those_at_the_model(
+    make_standin: Callable[..., StandinServer], make_gateway: Callable[..., GatewayServer]
+) -> None:
+    dots = make_standin(OCR_MODEL, responder=dots_ocr_answer, max_model_len=32768, latency_s=1.0)
+    gateway = make_gateway({OCR_MODEL: [dots.base_url]}, page_concurrency=2)
+    files = {"file": ("twenty.pdf", plain_pdf(pages=20), "application/pdf")}
+    request = httpx.Request("POST", gateway.root_url + "/v1/ocr", files=files)
+    head = "POST /v1/ocr HTTP/1.1\r\nHost: 127.0.0.1\r\n" + "".join(
+        f"{name}: {value}\r\n" for name, value in request.headers.items() if name.lower() != "host"
+    )
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as client:
+        client.sendall(head.encode() + b"\r\n" + request.read())
+        # The client leaves once two pages are at the model, 18 still to go.
+        assert dots.state.wait_for(lambda: dots.state.running == 2, timeout=10.0)
+    assert dots.state.wait_for(lambda: dots.state.aborted_count >= 1 and dots.state.running == 0, timeout=5.0), (
+        _chat_requests(dots)
+    )
+    sent = len(_chat_requests(dots))
+    # Nothing more follows: had the pages gone on, two more would reach the model every second.
+    assert not dots.state.wait_for(lambda: len(_chat_requests(dots)) > sent, timeout=2.5)
+    assert sent < 20

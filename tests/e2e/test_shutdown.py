@@ -24,6 +24,7 @@ import orjson
 
 from launchers.vllm_standin import StandinConfig, StandinServer
 from tests.conftest import CHAT_MODEL
+from tests.pdfs import stroke_bomb_pdf
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 HI = [{"role": "user", "content": "hi"}]
@@ -169,3 +170,20 @@ def test_requests_outlasting_the_grace_period_are_cancelled_upstream(tmp_path: P
 
         assert upstream.state.wait_for(lambda: outcomes() == ["aborted"] * 2, timeout=3), outcomes()
         assert upstream.state.running == 0
+
+
+def test_shutdown_does_not_wait_for_a_pdf_page_still_rendering(tmp_path: Path) -> None:
+    """A hostile PDF (a ~24 KB file PDFium draws for about a minute) is being rendered at SIGTERM: past the grace
+    period its render is stopped and the gateway exits, instead of waiting for the drawing to end."""
+    with _standin(latency_s=0.0) as upstream, _gateway_process(tmp_path, upstream, grace_s=1) as (process, root):
+        files = {"file": ("bomb.pdf", stroke_bomb_pdf(lines=200_000), "application/pdf")}
+        with ThreadPoolExecutor(1) as pool:
+            answer = pool.submit(httpx.post, root + "/v1/ocr", files=files, data={"model": CHAT_MODEL}, timeout=30)
+            time.sleep(2.0)  # the page is in a render worker by now (a worker starts in well under a second)
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                raise AssertionError("the gateway is still waiting for a render 15 s after SIGTERM") from None
+            assert process.returncode in CLEAN_EXITS
+            assert answer.result().status_code == 503

@@ -71,6 +71,7 @@ from gateway.documents.images.decode import (
     pil_warnings_contained,
 )
 from gateway.documents.images.geometry import Box, PageGeometry, fits_policy, smart_resize
+from gateway.documents.images.reduced_decode import decode_reduced
 from gateway.models.registry import ImagePolicy
 
 __all__ = [
@@ -84,6 +85,7 @@ __all__ = [
     "PreparedImage",
     "crop_png_data_url",
     "decode_image",
+    "decode_model_sized",
     "encode_png",
     "prepare_decoded",
     "prepare_image",
@@ -121,6 +123,30 @@ def prepare_image(data: bytes, policy: ImagePolicy, *, param: str, max_pixels: i
     CPU-bound (about 0.1 s for a 4 MP page here): call it from a worker thread, not the event loop.
     """
     return prepare_decoded(decode_image(data, param=param, max_pixels=max_pixels), policy, param=param)
+
+
+def decode_model_sized(
+    data: bytes, policy: ImagePolicy, *, param: str, max_pixels: int
+) -> tuple[Image.Image, tuple[int, int]]:
+    """An uploaded image decoded straight toward its model-input size: the image at that size and the upright
+    size of the upload (what boxes are reported in), for `prepare_model_sized`. Decoding reduced (JPEG DCT
+    scaling, a whole-factor reduce for others) bounds the memory of a huge upload the model would shrink anyway.
+    A size the policy cannot hold is decoded in full and resized by `prepare_decoded`'s rules (its usual 400).
+    """
+
+    def fit(size: tuple[int, int]) -> tuple[int, int] | None:
+        try:
+            model_height, model_width = smart_resize(size[1], size[0], policy)
+        except ValueError:  # an aspect ratio smart_resize refuses
+            return None
+        return (model_width, model_height) if fits_policy(model_height, model_width, policy) else None
+
+    image, original = decode_reduced(data, param=param, max_pixels=max_pixels, fit=fit)
+    target = fit(original)
+    if target is None:
+        prepared = prepare_decoded(image, policy, param=param)  # raises: too elongated for this model
+        return prepared.image, original
+    return (image if image.size == target else image.resize(target, RESAMPLE)), original
 
 
 def prepare_model_sized(image: Image.Image, original_size: tuple[int, int]) -> PreparedImage:

@@ -7,38 +7,34 @@
 
 PDF pages are rendered by PDFium (pypdfium2; see `pdf_render.py`) at the requested DPI (dots.ocr: 200),
 lowered to the largest integer DPI at which neither side exceeds 4500 px. PDFium is not thread-safe, so pages
-render in a process pool (`make_render_pool`, one worker per CPU the gateway may run on): each task reopens the
-PDF from its bytes, renders one page and returns raw RGB bytes, its size, the DPI used and the text layer.
+render in worker processes (`make_render_pool`, one per CPU, one page each at a time, killed when the page is
+not wanted any more or over its time budget): each task reopens the PDF, renders one page and returns raw RGB
+bytes, its size, the DPI used and the text layer.
 Measured on the 2-vCPU development machine, the dots.ocr demo PDF (2 A3 pages at 200 DPI, 2339x3308 each),
 both pages requested at once, including the parent building the PIL images (medians of 10 after warm-up):
 
     process pool, 2 workers (spawn)      196-222 ms   (first call 370-390 ms: starting the workers)
     one thread per page, a PDFium lock   239-261 ms   (serialised: 2 x ~124 ms per page)
 
-The pool wins even on two cores, and by more with more; it also keeps the event loop's process free of
-PDFium's CPU time, and a page that crashes PDFium kills a worker, not the gateway (`RenderPool` replaces a
-broken pool). The cost is copying the PDF to the worker for each page and 23 MB of pixels back per A3 page.
-Workers are spawned, not forked, so they inherit none of the gateway's threads, sockets or locks.
-
-TIFF frames and single images are decoded by `documents.images.prepare.decode_image` (format sniffing, pixel cap, EXIF,
-RGB on white) in a thread; frame N of a TIFF is decoded by pointing the header at its IFD (`tiff_frames`).
+The pool wins even on two cores, and by more with more; it keeps PDFium's CPU time (and crashes) out of the
+gateway's process, for a copy of the PDF to the worker per page and 23 MB of pixels back per A3 page.
+TIFF frames and images are decoded in a thread (`documents.images`: sniffing, pixel cap, EXIF, RGB on white;
+toward the model's size when it is known); frame N of a TIFF by pointing the header at its IFD (`tiff_frames`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import re
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Literal
 
 from PIL import Image
 
 from gateway.documents.images.decode import ImageTooLarge
-from gateway.documents.images.prepare import decode_image
+from gateway.documents.images.prepare import decode_image, decode_model_sized
 from gateway.documents.sources.pdf_render import (
     DEFAULT_DPI,
     MAX_PAGE_PT,
@@ -52,7 +48,13 @@ from gateway.documents.sources.pdf_render import (
     pdf_dpi,
     render_in_worker,
 )
-from gateway.documents.sources.render_pool import RenderPool, make_render_pool, render_workers
+from gateway.documents.sources.render_pool import (
+    RenderPool,
+    RenderTimedOut,
+    WorkerDied,
+    make_render_pool,
+    render_workers,
+)
 from gateway.documents.sources.tiff_frames import TiffUnreadable, tiff_frame, tiff_ifd_offsets
 from gateway.errors import InvalidRequest, shown
 from gateway.models.registry import ImagePolicy
@@ -192,24 +194,29 @@ async def render_page(
     number: int,
     *,
     dpi: int = DEFAULT_DPI,
-    pool: concurrent.futures.Executor,
+    pool: RenderPool,
     max_pixels: int,
     param: str = "file",
     model_policy: ImagePolicy | None = None,
 ) -> SourcePage:
-    """Page `number` (1-based) as an RGB image. PDF pages render in `pool` (a process pool: PDFium is not
-    thread-safe) at up to `dpi`; TIFF frames and images decode in a thread via `decode_image`.
+    """Page `number` (1-based) as an RGB image: PDF pages drawn in `pool` at up to `dpi`, TIFF frames and images
+    decoded in a thread. With `model_policy`, at that model's input size (its own size in `original_size`).
 
-    Raises ImageTooLarge (413) above `max_pixels`, DocumentRejected or ImageRejected (400) for a page that
-    cannot be read. Cancelling stops waiting; a page already rendering in a worker finishes there unused.
+    Raises ImageTooLarge (413) above `max_pixels`, DocumentRejected or ImageRejected (400) for a page that cannot
+    be read or drawn within a worker's time or memory. Cancelling kills the worker drawing the page.
     """
     if not 1 <= number <= document.page_count:
         raise InvalidRequest(f"page {number} is out of range: the document has {document.page_count}", param="pages")
-    if document.kind == "image":
-        image = await asyncio.to_thread(decode_image, document.data, param=param, max_pixels=max_pixels)
-        return SourcePage(number=number, image=image, dpi=None, text=None)
-    if document.kind == "tiff":
-        image = await asyncio.to_thread(_decode_tiff_frame, document.data, number, param, max_pixels)
+    if document.kind in ("image", "tiff"):
+        data = document.data
+        if document.kind == "tiff":
+            data = await asyncio.to_thread(_tiff_frame, document.data, number, param)
+        if model_policy is not None:  # decoded toward the model's size: a huge upload never decodes in full
+            image, size = await asyncio.to_thread(
+                decode_model_sized, data, model_policy, param=param, max_pixels=max_pixels
+            )
+            return SourcePage(number=number, image=image, dpi=None, text=None, original_size=size)
+        image = await asyncio.to_thread(decode_image, data, param=param, max_pixels=max_pixels)
         return SourcePage(number=number, image=image, dpi=None, text=None)
     rendered = await _render_pdf_page(document.data, number, dpi, pool, max_pixels, param, model_policy)
     if rendered.model_size is not None:
@@ -220,47 +227,47 @@ async def render_page(
     return SourcePage(number=number, image=image, dpi=rendered.dpi, text=rendered.text)
 
 
-def _decode_tiff_frame(data: bytes, number: int, param: str, max_pixels: int) -> Image.Image:
+def _tiff_frame(data: bytes, number: int, param: str) -> bytes:
     try:
-        frame = tiff_frame(data, number)
+        return tiff_frame(data, number)
     except TiffUnreadable as exc:
         raise DocumentRejected(f"`{param}` page {number} is not readable: {exc}", param=param) from exc
-    return decode_image(frame, param=param, max_pixels=max_pixels)
 
 
 async def _render_pdf_page(
     data: bytes,
     number: int,
     dpi: int,
-    pool: concurrent.futures.Executor,
+    pool: RenderPool,
     max_pixels: int,
     param: str,
     model_policy: ImagePolicy | None,
 ) -> RenderedPage:
-    loop = asyncio.get_running_loop()
-    for attempt in (1, 2):
-        inner = pool.executor if isinstance(pool, RenderPool) else None
-        try:
-            return await loop.run_in_executor(pool, render_in_worker, data, number - 1, dpi, max_pixels, model_policy)
-        except PageTooManyPixels as exc:
-            width, height = exc.args
-            raise ImageTooLarge(
-                f"`{param}` page {number} renders to {width}x{height} = {width * height:,} pixels; the limit is "
-                f"{max_pixels:,} (ask for a lower `dpi`)",
-                param=param,
-            ) from None
-        except RenderFailed as exc:
-            raise DocumentRejected(f"`{param}` page {number} could not be rendered: {exc}", param=param) from None
-        except BrokenProcessPool:
-            # A worker died: this page, or another request's page in the same pool, crashed PDFium. Retry once
-            # in a fresh pool; a second death is this page's doing.
-            if attempt == 2 or inner is None:
-                raise DocumentRejected(
-                    f"`{param}` page {number} could not be rendered: it crashed the PDF renderer", param=param
-                ) from None
-            assert isinstance(pool, RenderPool)
-            pool.replace_if_broken(inner)
-    raise AssertionError("unreachable")  # pragma: no cover
+    try:
+        return await pool.run(render_in_worker, data, number - 1, dpi, max_pixels, model_policy)
+    except PageTooManyPixels as exc:
+        width, height = exc.args
+        raise ImageTooLarge(
+            f"`{param}` page {number} renders to {width}x{height} = {width * height:,} pixels; the limit is "
+            f"{max_pixels:,} (ask for a lower `dpi`)",
+            param=param,
+        ) from None
+    except RenderFailed as exc:
+        raise DocumentRejected(f"`{param}` page {number} could not be rendered: {exc}", param=param) from None
+    except RenderTimedOut as exc:
+        raise DocumentRejected(
+            f"`{param}` page {number} could not be rendered within {exc.args[0]:g} s (GATEWAY_RENDER_TIMEOUT_S): "
+            "its drawing is too complex",
+            param=param,
+        ) from None
+    except (WorkerDied, MemoryError):
+        # Each worker runs one page at a time, so a death is this page's own doing: a PDFium crash, or more
+        # memory than a worker may take (GATEWAY_RENDER_MAX_BYTES).
+        raise DocumentRejected(
+            f"`{param}` page {number} could not be rendered: it crashed the PDF renderer or needed more memory "
+            "than a render worker may use (GATEWAY_RENDER_MAX_BYTES)",
+            param=param,
+        ) from None
 
 
 async def render_pages(
@@ -268,16 +275,15 @@ async def render_pages(
     numbers: Sequence[int],
     *,
     dpi: int = DEFAULT_DPI,
-    pool: concurrent.futures.Executor,
+    pool: RenderPool,
     max_pixels: int,
     param: str = "file",
     ahead: int | None = None,
 ) -> AsyncIterator[SourcePage]:
     """Pages `numbers`, in that order, rendering up to `ahead` (default: one per CPU) concurrently.
 
-    Only that many pages are held at once (an A3 page at 200 DPI is 23 MB). Use it as
-    `async with contextlib.aclosing(render_pages(...)) as pages:` so that leaving early cancels what is
-    still rendering; the first failing page's error is raised when that page's turn comes.
+    Only that many pages are held at once (an A3 page at 200 DPI is 23 MB). Use it in `contextlib.aclosing` so
+    that leaving early cancels what still renders; a failing page's error is raised when its turn comes.
     """
     window = max(1, ahead or render_workers())
     pending: deque[asyncio.Task[SourcePage]] = deque()

@@ -7,13 +7,11 @@ PNGs with Pillow.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import io
 import multiprocessing
 import os
 from collections.abc import Iterator
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import pytest
@@ -34,6 +32,7 @@ from gateway.documents.sources.pages import (
     render_pages,
 )
 from gateway.documents.sources.pdf_render import pdf_pixel_size
+from gateway.documents.sources.render_pool import WorkerDied
 from gateway.errors import InvalidRequest
 
 DOCUMENTS = Path(__file__).resolve().parents[3] / "fixtures" / "documents"
@@ -46,11 +45,11 @@ TIMEOUT_S = 60  # every render is bounded; a spawned worker starts in well under
 def pool() -> Iterator[RenderPool]:
     render_pool = make_render_pool()
     yield render_pool
-    render_pool.shutdown(wait=True, cancel_futures=True)
+    render_pool.shutdown()
     assert not multiprocessing.active_children(), "the render pool left worker processes behind"
 
 
-async def render(document: SourceDocument, number: int, pool: concurrent.futures.Executor, **kw: int) -> SourcePage:
+async def render(document: SourceDocument, number: int, pool: RenderPool, **kw: int) -> SourcePage:
     async with asyncio.timeout(TIMEOUT_S):
         return await render_page(document, number, dpi=kw.pop("dpi", 200), pool=pool, max_pixels=LIMIT, **kw)
 
@@ -319,29 +318,15 @@ async def test_render_page_refuses_a_page_the_document_does_not_have(pool: Rende
     assert caught.value.param == "pages"
 
 
-def test_a_dead_worker_breaks_only_the_pool_it_was_in() -> None:
+async def test_render_page_carries_on_with_a_fresh_worker_after_one_died() -> None:
     render_pool = RenderPool(workers=1)
     try:
-        broken = render_pool.executor
-        with pytest.raises(BrokenProcessPool):
-            render_pool.submit(os._exit, 1).result(timeout=TIMEOUT_S)
-        render_pool.replace_if_broken(broken)
-        assert render_pool.executor is not broken
-        worker = render_pool.submit(os.getpid).result(timeout=TIMEOUT_S)
-    finally:
-        render_pool.shutdown(wait=True)
-    assert worker not in {child.pid for child in multiprocessing.active_children()}
-
-
-async def test_render_page_carries_on_in_a_fresh_pool_after_a_worker_died() -> None:
-    render_pool = RenderPool(workers=1)
-    try:
-        with pytest.raises(BrokenProcessPool):
-            render_pool.submit(os._exit, 1).result(timeout=TIMEOUT_S)
+        with pytest.raises(WorkerDied):
+            await render_pool.run(os._exit, 1)
         page = await render(open_document(DEMO_PDF, param="file", max_pages=10), 2, render_pool, dpi=36)
         assert (page.number, page.image.size) == (2, (421, 596))
     finally:
-        render_pool.shutdown(wait=True)
+        render_pool.shutdown()
 
 
 def test_the_pool_is_sized_to_the_cpus_this_process_may_use() -> None:
