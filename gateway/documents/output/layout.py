@@ -30,9 +30,10 @@ CATEGORIES: tuple[str, ...] = (
     "Title",
 )
 
-# A small overshoot past the image edge is the model rounding; beyond this it is no box on this image.
-_EDGE_SLACK_FRACTION = 0.02
-_EDGE_SLACK_MIN_PX = 4
+# A box that runs past the page edge is clamped when at least this share of its area lies on the page: the
+# model drew the right block a little too large, and its text is worth keeping. A box mostly off the page is
+# no box on this image (coordinates on another scale, or a hallucinated element) and is dropped.
+_MIN_AREA_ON_PAGE = 0.5
 # The same (category, text) this many times is a generation loop, not a page with repeated lines.
 _LOOP_MIN_COUNT = 5
 # Runaway text: a unit of at least this many characters, repeated at least this many times in a row.
@@ -163,7 +164,10 @@ def _element(
 
 
 def _bbox(value: JSONValue, width: int, height: int) -> tuple[tuple[int, int, int, int] | None, str]:
-    """A box clamped into the image, with "bbox_clamped" if that was needed; or None and the drop reason."""
+    """A box clamped into the image, with "bbox_clamped" if that was needed; or None and the drop reason.
+
+    Clamped when at least half its area lies on the image, whatever the overshoot; else "bbox_outside".
+    """
     if not isinstance(value, list) or len(value) != 4:
         return None, "bad_bbox"
     numbers: list[int] = []
@@ -175,13 +179,10 @@ def _bbox(value: JSONValue, width: int, height: int) -> tuple[tuple[int, int, in
     x1, y1, x2, y2 = numbers
     if x1 >= x2 or y1 >= y2:
         return None, "bad_bbox"
-    slack_x = max(_EDGE_SLACK_MIN_PX, math.ceil(width * _EDGE_SLACK_FRACTION))
-    slack_y = max(_EDGE_SLACK_MIN_PX, math.ceil(height * _EDGE_SLACK_FRACTION))
-    if x1 < -slack_x or x2 > width + slack_x or y1 < -slack_y or y2 > height + slack_y:
-        return None, "bbox_outside"
     box = (min(max(x1, 0), width), min(max(y1, 0), height), min(max(x2, 0), width), min(max(y2, 0), height))
-    if box[0] >= box[2] or box[1] >= box[3]:
-        return None, "bad_bbox"  # nothing left inside the image once clamped
+    on_page = max(0, box[2] - box[0]) * max(0, box[3] - box[1])
+    if on_page < _MIN_AREA_ON_PAGE * (x2 - x1) * (y2 - y1):
+        return None, "bbox_outside"
     return box, "bbox_clamped" if box != (x1, y1, x2, y2) else ""
 
 
