@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     registry = load_registry(PROJECT_ROOT / "model_configs", PROJECT_ROOT / "prompts")
-    servable = {name: config for name, config in registry.items() if config.vllm_supported and config.serving}
+    servable = {name: config for name, config in registry.items() if config.servable and config.serving}
     ports = {name: config.serving.port for name, config in servable.items() if config.serving}
     if args.free_ports:
         ports = {name: _free_port() for name in ports}

@@ -37,10 +37,13 @@ def read_from(path: Path, offset: int) -> str:
         return ""
 
 
-def telling_line(text: str) -> tuple[str, str | None]:
-    """(the line that explains the failure, a hint or None); ("", None) for an empty log."""
+def telling_line(text: str, engine_failures: tuple[tuple[str, str], ...] = ()) -> tuple[str, str | None]:
+    """(the line that explains the failure, a hint or None); ("", None) for an empty log.
+
+    `engine_failures` are the starting engine's own known lines (launchers/engines.py), looked for first.
+    """
     lines = [line.strip() for line in text.splitlines()]
-    for needle, hint in KNOWN_FAILURES:
+    for needle, hint in (*engine_failures, *KNOWN_FAILURES):
         for line in reversed(lines):
             if needle in line:
                 return _short(line), hint

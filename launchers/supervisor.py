@@ -29,7 +29,8 @@ from launchers import run_state
 from launchers.errors import LauncherError
 from launchers.process_group import Group, is_running, proc_start, spawn, stop_groups
 from launchers.run_state import Kind, ProcessRecord, RunState, read_state, remove_state, state_path
-from launchers.serve_args import lowered_pixel_caps, vllm_command
+from launchers.engines import ENGINES, prepare_model_dir
+from launchers.serve_args import lowered_pixel_caps, server_command
 from launchers.startup_log import read_from, telling_line
 
 SERVER_HOST = "127.0.0.1"  # the servers are private to this machine; the gateway is the public address
@@ -70,6 +71,7 @@ class Stack:
         self.stop_requested = stop_requested or threading.Event()
         self.env = dict(os.environ if env is None else env)
         self.started: list[_Started] = []
+        self._failures: tuple[tuple[str, str], ...] = ()  # the starting engine's own failure lines
         pid = os.getpid()
         me = ProcessRecord("up", "supervisor", pid, None, None, None, time.time(), proc_start(pid))
         self.state = RunState(supervisor=me)
@@ -80,8 +82,11 @@ class Stack:
         for model in plan.models:
             config = configs[model.name]
             port = _serving_port(config)
-            argv = vllm_command(config, model, host=SERVER_HOST, port=port)
-            self._launch(model.name, "server", argv, port, "/health", self.env, self.startup_timeout_s)
+            argv = server_command(config, model, host=SERVER_HOST, port=port)
+            engine = ENGINES[str(config.engine)]
+            prepare_model_dir(config)
+            self._failures = engine.failures
+            self._launch(model.name, "server", argv, port, engine.health_path, self.env, self.startup_timeout_s)
             upstreams[model.name] = f"http://{SERVER_HOST}:{port}/v1"
         gateway_env = {
             **self.env,
@@ -92,6 +97,7 @@ class Stack:
             "GATEWAY_MODEL_MAX_PIXELS": json.dumps(lowered_pixel_caps(plan, configs)),
         }
         argv = [sys.executable, "-m", "gateway"]
+        self._failures = ()
         self._launch("gateway", "gateway", argv, self.gateway_port, "/ready", gateway_env, GATEWAY_READY_TIMEOUT_S)
 
     def _launch(
@@ -120,9 +126,8 @@ class Stack:
             self.stop_requested.wait(_POLL_S)
         print(f"up: {name} answers {path} after {time.monotonic() - began:.1f} s", flush=True)
 
-    @staticmethod
-    def _why(log: Path, offset: int) -> str:
-        line, hint = telling_line(read_from(log, offset))
+    def _why(self, log: Path, offset: int) -> str:
+        line, hint = telling_line(read_from(log, offset), self._failures)
         return (line or "(no output)") + (f" [{hint}]" if hint else "") + f" (log: {log})"
 
     def watch(self) -> int:
@@ -253,7 +258,7 @@ def run_status(args: argparse.Namespace) -> int:
 
 def _serving_port(config: ModelConfig) -> int:
     if config.serving is None:
-        raise LauncherError(f"{config.name} cannot be served by vLLM: {config.unsupported_reason}")
+        raise LauncherError(f"{config.name} has no engine that serves it: {config.unsupported_reason}")
     return config.serving.port
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from gateway.documents.images.prepare import prepare_decoded, prepare_model_sized
-from gateway.documents.page import DocumentTask, PageResult, run_page
+from gateway.documents.page import DocumentTask, PageResult, layout_prompt, run_page
 from gateway.documents.page_slots import PageSlots
 from gateway.documents.request import DocumentFile, DocumentOptions
 from gateway.documents.response import RenderedPage, document_json
@@ -156,6 +156,8 @@ def resolve_model(pipeline: DocumentPipeline, options: DocumentOptions, task: Do
         raise ModelNotFound(name)
     if task not in model.config.tasks:
         raise InvalidRequest(f"model {name} does not do {task}; its tasks are {model.config.tasks}", param="model")
+    if task == "layout":
+        layout_prompt(model, options.mode)  # 400 before any page runs
     return model
 
 

@@ -72,11 +72,14 @@ class LayoutParse:
     cleaned_text: str
 
 
-def parse_layout_output(raw: str, *, width: int, height: int, with_text: bool) -> LayoutParse:
+def parse_layout_output(
+    raw: str, *, width: int, height: int, with_text: bool, any_category: bool = False
+) -> LayoutParse:
     """Read a layout answer for an image of `width` by `height` model-input pixels. Never raises.
 
     `with_text` is True for the layout-all prompt (text required except on Pictures) and False for the
-    layout-only (detect) prompt, whose elements carry no text.
+    layout-only (detect) prompt, whose elements carry no text. `any_category` keeps categories outside
+    dots.ocr's eleven (dots.mocr's web-page parsing, whose category set is not published).
     """
     salvage = read_json(raw)
     if not salvage.found:
@@ -96,7 +99,7 @@ def parse_layout_output(raw: str, *, width: int, height: int, with_text: bool) -
         if not isinstance(item, dict):
             dropped["not_an_object"] += 1
             continue
-        element, reason = _element(item, width, height, with_text, repairs)
+        element, reason = _element(item, width, height, with_text, repairs, any_category)
         if element is not None:
             valid.append(element)
             continue
@@ -104,7 +107,7 @@ def parse_layout_output(raw: str, *, width: int, height: int, with_text: bool) -
         text = item.get("text")
         if with_text and isinstance(text, str) and reason != "missing_text" and text.strip():
             orphan_texts.append(text)
-    elements = _without_loops(valid, repairs)
+    elements = without_loops(valid, repairs)
     texts = [element.text for element in elements if element.text and element.text.strip()]
     if not texts:
         texts = [collapse_runaway(text)[0] for text in dict.fromkeys(orphan_texts)]
@@ -137,13 +140,13 @@ def _items(value: JSONValue, repairs: Counter[str]) -> tuple[list[JSONValue], li
 
 
 def _element(
-    item: dict[str, JSONValue], width: int, height: int, with_text: bool, repairs: Counter[str]
+    item: dict[str, JSONValue], width: int, height: int, with_text: bool, repairs: Counter[str], any_category: bool
 ) -> tuple[LayoutElement | None, str]:
     """The element an object describes, or None and the reason it was dropped (checks in the order below)."""
     category = item.get("category")
-    if not isinstance(category, str) or category not in CATEGORIES:
+    if not isinstance(category, str) or not (category in CATEGORIES or (any_category and category.strip())):
         return None, "unknown_category"
-    bbox, reason = _bbox(item.get("bbox"), width, height)
+    bbox, reason = clamp_bbox(item.get("bbox"), width, height)
     if bbox is None:
         return None, reason
     text: str | None = None
@@ -163,7 +166,7 @@ def _element(
     return LayoutElement(category, bbox, text), ""
 
 
-def _bbox(value: JSONValue, width: int, height: int) -> tuple[tuple[int, int, int, int] | None, str]:
+def clamp_bbox(value: JSONValue, width: int, height: int) -> tuple[tuple[int, int, int, int] | None, str]:
     """A box clamped into the image, with "bbox_clamped" if that was needed; or None and the drop reason.
 
     Clamped when at least half its area lies on the image, whatever the overshoot; else "bbox_outside".
@@ -186,7 +189,7 @@ def _bbox(value: JSONValue, width: int, height: int) -> tuple[tuple[int, int, in
     return box, "bbox_clamped" if box != (x1, y1, x2, y2) else ""
 
 
-def _without_loops(elements: list[LayoutElement], repairs: Counter[str]) -> list[LayoutElement]:
+def without_loops(elements: list[LayoutElement], repairs: Counter[str]) -> list[LayoutElement]:
     """Remove generation loops and duplicates, keeping first occurrences in reading order.
 
     A (category, text) seen `_LOOP_MIN_COUNT` times or more is a loop: it is kept once and the rest count as
