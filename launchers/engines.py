@@ -39,7 +39,11 @@ class EngineInfo:
     failures: tuple[tuple[str, str], ...] = ()
 
 
-_PYTHON_PROBE = ("python3", "-c", "import urllib.request; urllib.request.urlopen('http://localhost:{port}/health', timeout=5)")
+_PYTHON_PROBE = (
+    "python3",
+    "-c",
+    "import urllib.request; urllib.request.urlopen('http://localhost:{port}/health', timeout=5)",
+)
 
 ENGINES: dict[str, EngineInfo] = {
     "vllm": EngineInfo(("vllm", "serve"), "/health", VLLM_IMAGE, _PYTHON_PROBE),
@@ -59,9 +63,7 @@ ENGINES: dict[str, EngineInfo] = {
         "/health",
         None,
         _PYTHON_PROBE,
-        failures=(
-            ("does not have a chat template", "ship a chat template with the processor (chat_template.jinja)"),
-        ),
+        failures=(("does not have a chat template", "ship a chat template with the processor (chat_template.jinja)"),),
     ),
 }
 

@@ -78,7 +78,9 @@ def resolve_plan(
             raise LauncherError(f"model {name!r} is named twice")
         config = registry[name]
         if not config.servable:
-            raise LauncherError(f"{name} has no engine that serves it: {' '.join(str(config.unsupported_reason).split())}")
+            raise LauncherError(
+                f"{name} has no engine that serves it: {' '.join(str(config.unsupported_reason).split())}"
+            )
         configs[name] = config
     overrides = chosen.overrides if chosen else None
     plan = plan_models(

@@ -19,7 +19,7 @@ from gateway.models.registry import ModelConfig
 from launchers.engines import ENGINES, VLLM_IMAGE, VLLM_VERSION
 from launchers.errors import LauncherError
 
-__all__ = ["VLLM_IMAGE", "VLLM_VERSION", "server_command", "serve_args"]
+__all__ = ["VLLM_IMAGE", "VLLM_VERSION", "serve_args", "server_command"]
 # llama-server offloads every layer to the GPU with a layer count at least the model's.
 _ALL_LAYERS = "999"
 
@@ -101,7 +101,7 @@ def _llama_server_args(config: ModelConfig, plan: ModelPlan, *, host: str, port:
     """
     args = ["-hf", config.hf_repo, "--alias", config.name, "--host", host, "--port", str(port)]
     args += ["--ctx-size", str(plan.max_model_len * plan.max_num_seqs), "--parallel", str(plan.max_num_seqs)]
-    return args + ["--n-gpu-layers", _ALL_LAYERS]
+    return [*args, "--n-gpu-layers", _ALL_LAYERS]
 
 
 def server_command(config: ModelConfig, plan: ModelPlan, *, host: str, port: int) -> list[str]:

@@ -26,10 +26,10 @@ import httpx
 from gateway.models.memory_plan import Plan
 from gateway.models.registry import ModelConfig
 from launchers import run_state
+from launchers.engines import ENGINES, prepare_model_dir
 from launchers.errors import LauncherError
 from launchers.process_group import Group, is_running, proc_start, spawn, stop_groups
 from launchers.run_state import Kind, ProcessRecord, RunState, read_state, remove_state, state_path
-from launchers.engines import ENGINES, prepare_model_dir
 from launchers.serve_args import lowered_pixel_caps, server_command
 from launchers.startup_log import read_from, telling_line
 

@@ -133,7 +133,14 @@ def _describe(configs: Sequence[ModelConfig], before: dict[str, mm.ServerSetting
         old, new = before[config.name], after[config.name]
         diffs = [
             f"{field} {getattr(old, field)}→{getattr(new, field)}"
-            for field in ("max_num_seqs", "max_model_len", "enforce_eager", "kv_cache_dtype", "quantization", "max_pixels")
+            for field in (
+                "max_num_seqs",
+                "max_model_len",
+                "enforce_eager",
+                "kv_cache_dtype",
+                "quantization",
+                "max_pixels",
+            )
             if getattr(old, field) != getattr(new, field)
         ]
         if diffs:

@@ -178,7 +178,11 @@ def activation_gib(config: ModelConfig, max_pixels: int) -> float:
 
 def overhead_gib(settings: ServerSettings, engine: str | None = "vllm") -> float:
     """CUDA context, runtime slack and CUDA graphs (vLLM's; llama-server's are part of its compute buffer)."""
-    graphs = 0.0 if settings.enforce_eager or engine != "vllm" else CUDA_GRAPH_BASE_GIB + CUDA_GRAPH_PER_SEQ_GIB * settings.max_num_seqs
+    graphs = (
+        0.0
+        if settings.enforce_eager or engine != "vllm"
+        else CUDA_GRAPH_BASE_GIB + CUDA_GRAPH_PER_SEQ_GIB * settings.max_num_seqs
+    )
     return CUDA_CONTEXT_GIB + RUNTIME_SLACK_GIB + graphs
 
 

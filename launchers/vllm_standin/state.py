@@ -17,7 +17,7 @@ from typing import Any, Literal
 from .config import Faults, StandinConfig
 
 Outcome = Literal["pending", "completed", "aborted", "error", "dropped"]
-FinishReason = Literal["stop", "length", "abort"]
+FinishReason = Literal["stop", "length", "abort", "repetition"]
 
 
 @dataclass
@@ -77,7 +77,7 @@ class StandinState:
         self._aborted = 0
         self._prompt_tokens = 0
         self._generation_tokens = 0
-        self._finished: dict[FinishReason, int] = {"stop": 0, "length": 0, "abort": 0}
+        self._finished: dict[FinishReason, int] = {"stop": 0, "length": 0, "abort": 0, "repetition": 0}
         self._slots: asyncio.Semaphore | None = None
 
     @classmethod

@@ -201,6 +201,47 @@ def test_invalid_output_is_retried_hotter_then_degraded(
     assert 'gateway_pages_total{model="dots-ocr",status="degraded",task="layout"} 1.0' in metrics
 
 
+def _looping_then_clean(body: dict[str, Any]) -> str:
+    """A page that loops on one table row at the first temperature, and answers properly when retried."""
+    if body["temperature"] == 0.1:
+        row = '{"bbox": [10, 10, 200, 40], "category": "Text", "text": "| 1 | 2 | 3 |"}, '
+        return "[" + row * 200
+    return dots_ocr_answer(body)
+
+
+def test_a_loop_the_server_cuts_is_retried_and_counted(
+    make_standin: Callable[..., StandinServer], make_gateway: Callable[..., GatewayServer]
+) -> None:
+    standin = make_standin(OCR_MODEL, responder=_looping_then_clean, max_model_len=32768)
+    gateway = make_gateway({OCR_MODEL: [standin.base_url]})
+    response = _upload(gateway, "/v1/layout")
+    assert response.status_code == 200, response.text
+    [page] = response.json()["pages"]
+    assert (page["status"], page["attempts"]) == ("ok", 2)
+    first, second = _sent(standin)
+    # Every document request carries the config's setting, in vLLM's request shape.
+    expected = {"max_pattern_size": 256, "min_pattern_size": 1, "min_count": 16}
+    assert first["repetition_detection"] == second["repetition_detection"] == expected
+    assert [first["temperature"], second["temperature"]] == [0.1, 0.3]
+    metrics = httpx.get(gateway.root_url + "/metrics").text
+    assert 'gateway_repetition_stops_total{model="dots-ocr",task="layout"} 1.0' in metrics
+
+
+def test_a_page_that_loops_on_every_attempt_keeps_its_salvage(
+    make_standin: Callable[..., StandinServer], make_gateway: Callable[..., GatewayServer]
+) -> None:
+    row = '{"bbox": [10, 10, 200, 40], "category": "Text", "text": "| 1 | 2 | 3 |"}, '
+    standin = make_standin(OCR_MODEL, responder=_answering("[" + row * 200), max_model_len=32768)
+    gateway = make_gateway({OCR_MODEL: [standin.base_url]})
+    [page] = _upload(gateway, "/v1/layout").json()["pages"]
+    assert page["attempts"] == 3
+    assert page["finish_reason"] == "repetition"
+    assert page["status"] == "repaired"  # the rows before the cut are a usable (deduplicated) answer
+    assert len(page["elements"]) == 1
+    metrics = httpx.get(gateway.root_url + "/metrics").text
+    assert 'gateway_repetition_stops_total{model="dots-ocr",task="layout"} 3.0' in metrics
+
+
 @pytest.mark.parametrize(
     ("path", "fields", "data", "status", "param"),
     [

@@ -28,7 +28,7 @@ _REF = re.compile(r"<\|ref\|>(.*?)<\|/ref\|><\|det\|>(.*?)<\|/det\|>", re.DOTALL
 _OPEN_REF = re.compile(r"<\|ref\|>")
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _BOX_LIST = re.compile(r"\[\s*(-?[\d.]+)\s*,\s*(-?[\d.]+)\s*,\s*(-?[\d.]+)\s*,\s*(-?[\d.]+)\s*\]")
-_MARKER = re.compile(r"!\[([A-Za-z_]+\+?)\]\(\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*(-?\d+)\s*\)")
+_MARKER = re.compile(r"!\[([A-Za-z_][\w-]*?\+?)\]\(\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*(-?\d+)\s*\)")
 _QUAD = re.compile(r"^\s*" + r"\s*,\s*".join([r"\(\s*(-?\d+)\s*,\s*(-?\d+)\s*\)"] * 4) + r"\s*(.*?)\s*$")
 PICTURE = "Picture"
 
@@ -46,7 +46,12 @@ def grounding_tag_items(raw: str, repairs: Counter[str]) -> Iterator[Item]:
         boxes = [[float(n) for n in box.groups()] for box in _BOX_LIST.finditer(match.group(2))]
         hull: list[JSONValue] | None = None
         if boxes:
-            hull = [min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes)]
+            hull = [
+                min(b[0] for b in boxes),
+                min(b[1] for b in boxes),
+                max(b[2] for b in boxes),
+                max(b[3] for b in boxes),
+            ]
         yield match.group(1).strip(), hull, text.strip()
 
 

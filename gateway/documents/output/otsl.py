@@ -16,7 +16,9 @@ import re
 
 _TOKEN = re.compile(r"<(fcel|ecel|lcel|ucel|xcel|nl)>")
 _CELL_TOKENS = frozenset({"fcel", "ecel", "lcel", "ucel", "xcel"})
-_OTSL_TABLE = re.compile(r"(?:<(?:fcel|ecel|lcel|ucel|xcel)>.*?)+(?:<nl>|$)(?:(?:<(?:fcel|ecel|lcel|ucel|xcel)>.*?)+(?:<nl>|$))*", re.DOTALL)
+_OTSL_TABLE = re.compile(
+    r"(?:<(?:fcel|ecel|lcel|ucel|xcel)>.*?)+(?:<nl>|$)(?:(?:<(?:fcel|ecel|lcel|ucel|xcel)>.*?)+(?:<nl>|$))*", re.DOTALL
+)
 
 
 def has_otsl(text: str) -> bool:
