@@ -17,7 +17,7 @@ from gateway.models.registry import ConfigError, ModelConfig, load_registry
 from gateway.settings import PROJECT_ROOT
 from launchers.errors import LauncherError
 
-DEFAULT_MODELS = ("dots-ocr", "qwen3-vl-2b")
+DEFAULT_MODELS = ("dots-mocr", "paddleocr-vl")  # the 16gb profile's set, for cards no profile matches
 _PROFILE_MATCH_GIB = 0.25  # a card within this of a profile's size uses that profile
 
 

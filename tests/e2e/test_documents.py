@@ -339,6 +339,18 @@ def test_ocr_with_another_model_uses_its_own_prompt_and_image_policy(
     assert _sent_image_size(body) == _model_size(1700, 2250, qwen3_policy)
 
 
+def test_without_dots_ocr_a_request_naming_no_model_goes_to_a_served_model_with_the_task(
+    make_standin: Callable[..., StandinServer], make_gateway: Callable[..., GatewayServer]
+) -> None:
+    qwen = make_standin(CHAT_MODEL, reply="Some text.")
+    gateway = make_gateway({CHAT_MODEL: [qwen.base_url]})
+    response = _upload(gateway, "/v1/ocr")
+    assert response.status_code == 200, response.text
+    assert response.json()["model"] == CHAT_MODEL
+    layout = _upload(gateway, "/v1/layout")  # no served model has boxes: the default it names cannot do it
+    assert layout.status_code == 404, layout.text
+
+
 def test_pages_are_resized_to_the_cap_the_server_runs_with(
     make_gateway: Callable[..., GatewayServer], dots: StandinServer
 ) -> None:

@@ -71,10 +71,10 @@ def test_resolve_plan_errors_are_one_line(kwargs: dict[str, object], message: st
 
 def test_gpu_mem_without_models_uses_the_matching_profile_else_the_default_pair() -> None:
     plan, models = resolve_plan(profile=None, gpu_mem="16", models=None)
-    assert list(models) == list(load_profile("16gb").models)
-    assert plan.model("dots-ocr").max_pixels == load_profile("16gb").overrides["dots-ocr"].max_pixels
+    assert list(models) == list(load_profile("16gb").models) == ["dots-mocr", "paddleocr-vl"]
+    assert plan.applied is None  # both at their own settings: nothing lossy on the committed profiles
     plan, models = resolve_plan(profile=None, gpu_mem="24", models=None)
-    assert list(models) == ["dots-ocr", "qwen3-vl-2b"]
+    assert list(models) == ["dots-mocr", "paddleocr-vl"]
     assert plan.fits
 
 
@@ -114,9 +114,10 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 def test_cli_plan_profile_16gb_fits() -> None:
     done = _cli("plan", "--profile", "16gb")
     assert done.returncode == 0, done.stderr
-    assert "dots-ocr" in done.stdout
-    assert "qwen3-vl-2b" in done.stdout
+    assert "dots-mocr" in done.stdout
+    assert "paddleocr-vl" in done.stdout
     assert "-> fits" in done.stdout
+    assert "applied" not in done.stdout
 
 
 def test_cli_plan_applies_the_cheapest_fix_that_keeps_every_model() -> None:
