@@ -41,7 +41,14 @@ def main(argv: list[str] | None = None) -> int:
     servable = {name: config for name, config in registry.items() if config.servable and config.serving}
     ports = {name: config.serving.port for name, config in servable.items() if config.serving}
     if args.free_ports:
-        ports = {name: _free_port() for name in ports}
+        # Twelve stand-ins: a port the OS hands out twice, or the gateway's own, would make one fail to bind.
+        taken = {args.port}
+        for name in ports:
+            port = _free_port()
+            while port in taken:
+                port = _free_port()
+            ports[name] = port
+            taken.add(port)
     busy = [f"{port} ({name})" for name, port in ports.items() if _in_use(port)] + (
         [f"{args.port} (gateway)"] if _in_use(args.port) else []
     )
@@ -61,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             max_model_len = config.serving.max_model_len if config.serving else 8192
             standin_args = ["--host", "127.0.0.1", "--port", str(port), "--model", name, "--root", config.hf_repo]
             standin_args += ["--max-model-len", str(max_model_len), "--tokens-per-s", str(args.tokens_per_s)]
-            if "layout" in config.tasks:  # answer document prompts in the model's own output format
+            if config.output_reader == "dots_layout_json":  # the stand-in answers layout prompts in dots JSON only
                 standin_args += ["--answers", "dots-ocr"]
             processes.append(_spawn(["-m", "launchers.vllm_standin", *standin_args, "--reply", reply]))
         upstreams = {name: f"http://127.0.0.1:{port}/v1" for name, port in ports.items()}
