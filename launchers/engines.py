@@ -68,6 +68,12 @@ ENGINES: dict[str, EngineInfo] = {
 }
 
 
+def prepare_server(config: ModelConfig) -> str:
+    """Make the model's server ready to start (see prepare_model_dir); its engine's health path."""
+    prepare_model_dir(config)
+    return ENGINES[str(config.engine)].health_path
+
+
 def prepare_model_dir(config: ModelConfig, root: Path = PROJECT_ROOT) -> None:
     """Put the config's chat template into the folder `transformers serve` loads (GOT-OCR 2.0 ships none).
 

@@ -26,10 +26,10 @@ import httpx
 from gateway.models.memory_plan import Plan
 from gateway.models.registry import ModelConfig
 from launchers import run_state
-from launchers.engines import ENGINES, prepare_model_dir
+from launchers.engines import prepare_server
 from launchers.errors import LauncherError
 from launchers.process_group import Group, is_running, proc_start, spawn, stop_groups
-from launchers.run_state import Kind, ProcessRecord, RunState, read_state, remove_state, state_path
+from launchers.run_state import Kind, ProcessRecord, RunState, read_state, remove_state, state_path, uptime_text
 from launchers.serve_args import lowered_pixel_caps, server_command
 from launchers.startup_log import read_from, telling_line
 
@@ -71,7 +71,6 @@ class Stack:
         self.stop_requested = stop_requested or threading.Event()
         self.env = dict(os.environ if env is None else env)
         self.started: list[_Started] = []
-        self._failures: tuple[tuple[str, str], ...] = ()  # the starting engine's own failure lines
         pid = os.getpid()
         me = ProcessRecord("up", "supervisor", pid, None, None, None, time.time(), proc_start(pid))
         self.state = RunState(supervisor=me)
@@ -83,10 +82,8 @@ class Stack:
             config = configs[model.name]
             port = _serving_port(config)
             argv = server_command(config, model, host=SERVER_HOST, port=port)
-            engine = ENGINES[str(config.engine)]
-            prepare_model_dir(config)
-            self._failures = engine.failures
-            self._launch(model.name, "server", argv, port, engine.health_path, self.env, self.startup_timeout_s)
+            health = prepare_server(config)
+            self._launch(model.name, "server", argv, port, health, self.env, self.startup_timeout_s)
             upstreams[model.name] = f"http://{SERVER_HOST}:{port}/v1"
         gateway_env = {
             **self.env,
@@ -97,7 +94,6 @@ class Stack:
             "GATEWAY_MODEL_MAX_PIXELS": json.dumps(lowered_pixel_caps(plan, configs)),
         }
         argv = [sys.executable, "-m", "gateway"]
-        self._failures = ()
         self._launch("gateway", "gateway", argv, self.gateway_port, "/ready", gateway_env, GATEWAY_READY_TIMEOUT_S)
 
     def _launch(
@@ -126,8 +122,9 @@ class Stack:
             self.stop_requested.wait(_POLL_S)
         print(f"up: {name} answers {path} after {time.monotonic() - began:.1f} s", flush=True)
 
-    def _why(self, log: Path, offset: int) -> str:
-        line, hint = telling_line(read_from(log, offset), self._failures)
+    @staticmethod
+    def _why(log: Path, offset: int) -> str:
+        line, hint = telling_line(read_from(log, offset))
         return (line or "(no output)") + (f" [{hint}]" if hint else "") + f" (log: {log})"
 
     def watch(self) -> int:
@@ -248,7 +245,7 @@ def run_status(args: argparse.Namespace) -> int:
         answer = _status_code(record.check_url) if alive and record.check_url else None
         healthy = healthy and alive and answer == 200
         check = (record.check_url or "").rsplit("/", 1)[-1]
-        uptime = _duration(time.time() - record.started_at)
+        uptime = uptime_text(time.time() - record.started_at)
         print(
             f"{record.name:<16} {record.kind:<10} pid {record.pid:<8} {'alive' if alive else 'GONE':<6} "
             f"port {record.port}  /{check} {answer or 'no answer'}  up {uptime}"
@@ -296,9 +293,3 @@ def _status_code(url: str) -> int | None:
         return httpx.get(url, timeout=2.0).status_code
     except httpx.HTTPError:
         return None
-
-
-def _duration(seconds: float) -> str:
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
