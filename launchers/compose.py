@@ -22,6 +22,7 @@ import yaml
 from gateway.models.memory_plan import ModelPlan, Plan
 from gateway.models.registry import ModelConfig
 from gateway.settings import PROJECT_ROOT
+from launchers.engines import ENGINES
 from launchers.errors import LauncherError
 from launchers.serve_args import lowered_pixel_caps
 
@@ -31,7 +32,8 @@ VLLM_PORT = 8000  # the official image's port; each server has its own network n
 GATEWAY_PORT = 8000
 # Download plus load plus profiling; a successful probe ends the start period at once, so long costs nothing.
 VLLM_START_PERIOD = "900s"
-# vLLM's image has python3 but not necessarily curl; urlopen raises (exit 1) on anything but a 2xx.
+# The gateway's image has python; urlopen raises (exit 1) on anything but a 2xx. The servers' probes are their
+# engines' (launchers/engines.py): vLLM's image has python3 but not necessarily curl, llama.cpp's has curl.
 _PROBE = "import urllib.request; urllib.request.urlopen('http://localhost:{port}/health', timeout=5)"
 COMPOSE_FILE = "compose.yaml"
 PROMETHEUS_FILE = "prometheus.yml"
@@ -116,7 +118,13 @@ def _compose_text(
             f"{model.weights_gib:.1f}, KV cache {model.kv_cache_gib:.1f}); context {model.max_model_len}, "
             f"{model.max_num_seqs} sequences."
         )
-        lines.append(_service_block(name, _vllm_service(vllm_image, args, previous)))
+        config = configs[model.name]
+        engine = ENGINES[str(config.engine)]
+        image = vllm_image if config.engine == "vllm" else engine.image
+        if image is None:
+            raise LauncherError(f"{model.name}: the {config.engine} engine has no official image to put in compose")
+        probe = [part.format(port=VLLM_PORT) for part in engine.probe]
+        lines.append(_service_block(name, _server_service(image, args, previous, probe)))
         previous = name
     assert previous is not None  # plan.models is not empty
     caps = lowered_pixel_caps(plan, configs)
@@ -136,10 +144,10 @@ def _compose_text(
     return "\n".join(lines) + "\n" + _dump({"volumes": volumes})
 
 
-def _vllm_service(image: str, args: list[str], previous: str | None) -> dict[str, Any]:
+def _server_service(image: str, args: list[str], previous: str | None, probe: list[str]) -> dict[str, Any]:
     service: dict[str, Any] = {
         "image": image,
-        # The image's ENTRYPOINT is `vllm serve`: the command starts with the model's repo id.
+        # The image's ENTRYPOINT is the engine (`vllm serve`, `llama-server`): the command is its arguments.
         "command": [arg.replace("$", "$$") for arg in args],  # `$$`: compose would interpolate `$`
         "environment": {"HF_TOKEN": "${HF_TOKEN:-}"},
         "volumes": ["hf-cache:/root/.cache/huggingface", "vllm-cache:/root/.cache/vllm"],
@@ -149,7 +157,7 @@ def _vllm_service(image: str, args: list[str], previous: str | None) -> dict[str
                 "reservations": {"devices": [{"driver": "nvidia", "device_ids": ["0"], "capabilities": ["gpu"]}]}
             }
         },
-        "healthcheck": _healthcheck("python3", VLLM_PORT, interval="15s", retries=5, start_period=VLLM_START_PERIOD),
+        "healthcheck": _healthcheck(probe, interval="15s", retries=5, start_period=VLLM_START_PERIOD),
         "restart": "unless-stopped",
     }
     if previous is not None:
@@ -170,7 +178,9 @@ def _gateway_service(root: str, names: list[str], last_server: str, pixel_caps: 
         "ports": [f"{GATEWAY_PORT}:{GATEWAY_PORT}"],
         # The job and result-cache store (GATEWAY_STORE_PATH in the image): jobs survive a container restart.
         "volumes": ["gateway-data:/data"],
-        "healthcheck": _healthcheck("python", GATEWAY_PORT, interval="10s", retries=3, start_period="30s"),
+        "healthcheck": _healthcheck(
+            ["python", "-c", _PROBE.format(port=GATEWAY_PORT)], interval="10s", retries=3, start_period="30s"
+        ),
         "depends_on": {last_server: {"condition": "service_healthy"}},
         "restart": "unless-stopped",
     }
@@ -214,9 +224,9 @@ def _grafana_service(grafana: str) -> dict[str, Any]:
     }
 
 
-def _healthcheck(python: str, port: int, *, interval: str, retries: int, start_period: str) -> dict[str, Any]:
+def _healthcheck(probe: list[str], *, interval: str, retries: int, start_period: str) -> dict[str, Any]:
     return {
-        "test": ["CMD", python, "-c", _PROBE.format(port=port)],
+        "test": ["CMD", *probe],
         "interval": interval,
         "timeout": "5s",
         "retries": retries,

@@ -70,12 +70,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"demo: no such document: {', '.join(missing)}", file=sys.stderr)
         return 2
     registry = load_registry(PROJECT_ROOT / "model_configs", PROJECT_ROOT / "prompts")
-    servable = {name: config for name, config in registry.items() if config.vllm_supported and config.serving}
+    servable = {name: config for name, config in registry.items() if config.servable and config.serving}
     ports = {name: config.serving.port for name, config in servable.items() if config.serving}
     ui_port = args.ui_port
     if args.free_ports:
-        ports = {name: _free_port() for name in ports}
+        # Many stand-ins: a port the OS hands out twice, or the gateway's own, would make one fail to bind.
+        taken = {args.port}
+        for name in ports:
+            port = _free_port()
+            while port in taken:
+                port = _free_port()
+            ports[name] = port
+            taken.add(port)
         ui_port = _free_port()
+        while ui_port in taken:
+            ui_port = _free_port()
     busy_standins = [f"{port} ({name})" for name, port in ports.items() if in_use(port)]
     if with_ui and in_use(ui_port):
         busy_standins.append(f"{ui_port} (web UI; --ui-port or --no-ui)")
@@ -100,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             max_model_len = config.serving.max_model_len if config.serving else 8192
             standin_args = ["--host", "127.0.0.1", "--port", str(port), "--model", name, "--root", config.hf_repo]
             standin_args += ["--max-model-len", str(max_model_len), "--tokens-per-s", str(args.tokens_per_s)]
-            if "layout" in config.tasks:  # answer document prompts in the model's own output format
+            if config.output_reader == "dots_layout_json":  # the stand-in answers layout prompts in dots JSON only
                 standin_args += ["--answers", "dots-ocr", "--documents", *map(str, documents)]
             processes.append(_spawn(["-m", "launchers.vllm_standin", *standin_args, "--reply", reply]))
         upstreams = {name: f"http://127.0.0.1:{port}/v1" for name, port in ports.items()}

@@ -11,13 +11,13 @@ import subprocess
 from collections.abc import Sequence
 
 from gateway.models import memory_model as mm
-from gateway.models.fitting import plan_models
+from gateway.models.fitting import apply_cheapest_fix, plan_models
 from gateway.models.memory_plan import Plan
 from gateway.models.registry import ConfigError, ModelConfig, load_registry
 from gateway.settings import PROJECT_ROOT
 from launchers.errors import LauncherError
 
-DEFAULT_MODELS = ("dots-ocr", "qwen3-vl-2b")
+DEFAULT_MODELS = ("dots-mocr", "paddleocr-vl")  # the 16gb profile's set, for cards no profile matches
 _PROFILE_MATCH_GIB = 0.25  # a card within this of a profile's size uses that profile
 
 
@@ -77,27 +77,27 @@ def resolve_plan(
         if name in configs:
             raise LauncherError(f"model {name!r} is named twice")
         config = registry[name]
-        if not config.vllm_supported:
-            raise LauncherError(f"{name} cannot be served by vLLM: {' '.join(str(config.unsupported_reason).split())}")
+        if not config.servable:
+            raise LauncherError(
+                f"{name} has no engine that serves it: {' '.join(str(config.unsupported_reason).split())}"
+            )
         configs[name] = config
+    overrides = chosen.overrides if chosen else None
     plan = plan_models(
-        list(configs.values()),
-        card,
-        headroom_gib=chosen.headroom_gib if chosen else None,
-        overrides=chosen.overrides if chosen else None,
+        list(configs.values()), card, headroom_gib=chosen.headroom_gib if chosen else None, overrides=overrides
     )
-    return plan, configs
+    return apply_cheapest_fix(list(configs.values()), plan, overrides), configs
 
 
 def format_plan(plan: Plan) -> str:
     """The plan as a table: one row per model, then the total against the card."""
-    head = f"{'model':<16}{'util':>6}{'max_len':>9}{'seqs':>6}{'eager':>7}{'kv':>6}{'max_px':>10}"
+    head = f"{'model':<16}{'util':>6}{'max_len':>9}{'seqs':>6}{'eager':>7}{'kv':>6}{'quant':>6}{'max_px':>10}"
     head += f"{'weights':>9}{'activ':>7}{'overhd':>8}{'kv GiB':>8}{'total':>8}"
     rows = [head, "-" * len(head)]
     for m in plan.models:
         rows.append(
             f"{m.name:<16}{m.gpu_memory_utilization:>6.2f}{m.max_model_len:>9}{m.max_num_seqs:>6}"
-            f"{'yes' if m.enforce_eager else 'no':>7}{m.kv_cache_dtype:>6}{m.max_pixels:>10}"
+            f"{'yes' if m.enforce_eager else 'no':>7}{m.kv_cache_dtype:>6}{m.quantization or '-':>6}{m.max_pixels:>10}"
             f"{m.weights_gib:>9.2f}{m.activation_gib:>7.2f}{m.overhead_gib:>8.2f}{m.kv_cache_gib:>8.2f}{m.total_gib:>8.2f}"
         )
     needed = sum(mm.footprint_gib(m, plan.gpu_mem_gib) for m in plan.models)
@@ -109,6 +109,8 @@ def format_plan(plan: Plan) -> str:
         f"(fractions {fractions:.2f} + {mm.CUDA_CONTEXT_GIB} GiB CUDA context per server) "
         f"-> {'fits' if plan.fits else 'DOES NOT FIT'}"
     )
+    if plan.applied:
+        rows.append(f"applied the cheapest fix that keeps every model: {plan.applied}")
     if not plan.fits:
         rows.append("cheapest fixes:" if plan.fixes else "no change of settings makes this set fit on this card")
         rows.extend(f"  {i}. {fix}" for i, fix in enumerate(plan.fixes, 1))

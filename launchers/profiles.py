@@ -38,6 +38,7 @@ class _Overrides(BaseModel):
     enforce_eager: bool | None = None
     kv_cache_dtype: Literal["auto", "fp8"] | None = None
     max_pixels: int | None = Field(None, ge=1)
+    quantization: Literal["fp8"] | None = None
 
 
 class _ProfileFile(BaseModel):

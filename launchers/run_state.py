@@ -75,3 +75,10 @@ def read_state(path: Path) -> RunState | None:
 
 def remove_state(path: Path) -> None:
     path.unlink(missing_ok=True)
+
+
+def uptime_text(seconds: float) -> str:
+    """How long a recorded process has run, as `status` prints it: 1h05m, or 3m07s under an hour."""
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"

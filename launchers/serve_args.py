@@ -1,8 +1,10 @@
-"""Each model's `vllm serve` argv, from its config (`model_configs/*.yaml`) and its share of the card (`ModelPlan`).
+"""Each model's server argv, from its config (`model_configs/*.yaml`) and its share of the card (`ModelPlan`).
 
-Everything model-specific is data in the config: the processor kwargs (`serving.mm_processor_kwargs`, whose
-"{min_pixels}"/"{max_pixels}" placeholders are filled from the image policy as the plan caps it) and the extra
-flags (`serving.extra_args`). The supervisor (`up`) and the compose files both build their commands here.
+The engine (`engine:` in the config) decides the argv's shape: `vllm serve`, `llama-server` or `transformers
+serve` (launchers/engines.py). Everything model-specific is data in the config: the processor kwargs
+(`serving.mm_processor_kwargs`, whose "{min_pixels}"/"{max_pixels}" placeholders are filled from the image policy
+as the plan caps it) and the extra flags (`serving.extra_args`). The supervisor (`up`) and the compose files both
+build their commands here.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ from pydantic import JsonValue
 
 from gateway.models.memory_plan import ModelPlan, Plan
 from gateway.models.registry import ModelConfig
+from launchers.engines import ENGINES, VLLM_IMAGE, VLLM_VERSION
 from launchers.errors import LauncherError
 
-VLLM_VERSION = "0.30.0"  # pinned; pyproject's `serve` extra says vllm==0.30.0
-VLLM_IMAGE = f"vllm/vllm-openai:v{VLLM_VERSION}"
+__all__ = ["VLLM_IMAGE", "VLLM_VERSION", "serve_args", "server_command"]
+# llama-server offloads every layer to the GPU with a layer count at least the model's.
+_ALL_LAYERS = "999"
 
 # One image per prompt and no video: the gateway sends one page at a time, and video would enlarge the
 # profiling reserve. JSON, since vLLM rejects the legacy `image=1,video=0` form (vllm#39687).
@@ -47,40 +51,73 @@ _MANAGED_FLAGS = frozenset(
         "--trust-remote-code",
         "--enforce-eager",
         "--kv-cache-dtype",
+        "--quantization",
+        # llama-server's
+        "-hf",
+        "--alias",
+        "--ctx-size",
+        "--parallel",
+        "--n-gpu-layers",
     }
 )
 
 
 def serve_args(config: ModelConfig, plan: ModelPlan, *, host: str, port: int) -> list[str]:
-    """The arguments after `vllm serve` (also what follows the image name in a container's command)."""
+    """The arguments after the engine's executable (also what follows the image name in a container's command)."""
     serving = config.serving
-    if not config.vllm_supported or serving is None:
-        raise LauncherError(f"{config.name} cannot be served by vLLM: {config.unsupported_reason or 'no serving'}")
+    if config.engine is None or serving is None:
+        raise LauncherError(f"{config.name} has no engine that serves it: {config.unsupported_reason or 'no serving'}")
     if plan.name != config.name:
         raise LauncherError(f"the plan for {plan.name!r} was given with the config of {config.name!r}")
     clashes = sorted({arg.split("=", 1)[0] for arg in serving.extra_args} & _MANAGED_FLAGS)
     if clashes:
         raise LauncherError(f"{config.name}: serving.extra_args repeats flags the launchers set: {', '.join(clashes)}")
+    if config.engine == "llama.cpp":
+        args = _llama_server_args(config, plan, host=host, port=port)
+    elif config.engine == "transformers":
+        source = serving.model_dir or config.hf_repo
+        args = [source, "--host", host, "--port", str(port), "--max-model-len", str(plan.max_model_len)]
+    else:
+        args = _vllm_args(config, plan, host=host, port=port)
+    return args + list(serving.extra_args)
+
+
+def _vllm_args(config: ModelConfig, plan: ModelPlan, *, host: str, port: int) -> list[str]:
+    assert config.serving is not None
     args = [config.hf_repo, "--revision", config.revision, "--served-model-name", config.name]
     args += ["--host", host, "--port", str(port)]
     args += ["--gpu-memory-utilization", f"{plan.gpu_memory_utilization:.2f}"]
     args += ["--max-model-len", str(plan.max_model_len), "--max-num-seqs", str(plan.max_num_seqs)]
     args += ["--limit-mm-per-prompt", _json(LIMIT_MM_PER_PROMPT)]
     args += ["--allowed-media-domains", NO_MEDIA_DOMAIN]
-    if serving.mm_processor_kwargs:
+    if config.serving.mm_processor_kwargs:
         args += ["--mm-processor-kwargs", _json(mm_processor_kwargs(config, plan))]
-    if serving.trust_remote_code:
+    if config.serving.trust_remote_code:
         args.append("--trust-remote-code")
     if plan.enforce_eager:
         args.append("--enforce-eager")
     if plan.kv_cache_dtype != "auto":
         args += ["--kv-cache-dtype", plan.kv_cache_dtype]
-    return args + list(serving.extra_args)
+    if plan.quantization is not None:
+        args += ["--quantization", plan.quantization]
+    return args
 
 
-def vllm_command(config: ModelConfig, plan: ModelPlan, *, host: str, port: int) -> list[str]:
-    """The whole command: `vllm serve ...`."""
-    return ["vllm", "serve", *serve_args(config, plan, host=host, port=port)]
+def _llama_server_args(config: ModelConfig, plan: ModelPlan, *, host: str, port: int) -> list[str]:
+    """llama-server: the GGUF and its projector from the repo, every layer on the GPU, one slot per sequence.
+
+    Its context (-c) is shared by the slots (--parallel), so each slot gets max_model_len.
+    """
+    args = ["-hf", config.hf_repo, "--alias", config.name, "--host", host, "--port", str(port)]
+    args += ["--ctx-size", str(plan.max_model_len * plan.max_num_seqs), "--parallel", str(plan.max_num_seqs)]
+    return [*args, "--n-gpu-layers", _ALL_LAYERS]
+
+
+def server_command(config: ModelConfig, plan: ModelPlan, *, host: str, port: int) -> list[str]:
+    """The whole command: the engine's executable and the arguments (`vllm serve ...`, `llama-server ...`)."""
+    if config.engine is None:
+        raise LauncherError(f"{config.name} has no engine that serves it: {config.unsupported_reason}")
+    return [*ENGINES[config.engine].executable, *serve_args(config, plan, host=host, port=port)]
 
 
 def served_max_pixels(config: ModelConfig, plan: ModelPlan) -> int:

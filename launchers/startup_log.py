@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from launchers.engines import ENGINES
+
 _TAIL_BYTES = 1 << 20
 _MAX_LINE = 500
 
@@ -21,6 +23,7 @@ KNOWN_FAILURES: tuple[tuple[str, str], ...] = (
     ("CUDA out of memory", "the GPU ran out of memory: plan for a smaller card or fewer models"),
     ("OutOfMemoryError", "the GPU ran out of memory: plan for a smaller card or fewer models"),
 )
+ENGINE_FAILURES = tuple(failure for engine in ENGINES.values() for failure in engine.failures)
 _EXCEPTION_LINE = re.compile(r"^\S")
 # vLLM prefixes its engine process's output, e.g. "(EngineCore_DP0 pid=4242) ".
 _PROCESS_PREFIX = re.compile(r"^\([^)]*pid=\d+\) ?")
@@ -38,9 +41,12 @@ def read_from(path: Path, offset: int) -> str:
 
 
 def telling_line(text: str) -> tuple[str, str | None]:
-    """(the line that explains the failure, a hint or None); ("", None) for an empty log."""
+    """(the line that explains the failure, a hint or None); ("", None) for an empty log.
+
+    The other engines' known lines (launchers/engines.py: llama-server, transformers serve) are looked for too.
+    """
     lines = [line.strip() for line in text.splitlines()]
-    for needle, hint in KNOWN_FAILURES:
+    for needle, hint in (*KNOWN_FAILURES, *ENGINE_FAILURES):
         for line in reversed(lines):
             if needle in line:
                 return _short(line), hint

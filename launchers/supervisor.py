@@ -25,11 +25,12 @@ import httpx
 from gateway.models.memory_plan import Plan
 from gateway.models.registry import ModelConfig
 from launchers import run_state
+from launchers.engines import prepare_server
 from launchers.errors import LauncherError
 from launchers.ports import in_use, pick_another
 from launchers.process_group import Group, is_running, proc_start, spawn, stop_groups
-from launchers.run_state import Kind, ProcessRecord, RunState, read_state, remove_state, state_path
-from launchers.serve_args import lowered_pixel_caps, vllm_command
+from launchers.run_state import Kind, ProcessRecord, RunState, read_state, remove_state, state_path, uptime_text
+from launchers.serve_args import lowered_pixel_caps, server_command
 from launchers.startup_log import read_from, telling_line
 
 SERVER_HOST = "127.0.0.1"  # the servers are private to this machine; the gateway is the public address
@@ -80,8 +81,9 @@ class Stack:
         for model in plan.models:
             config = configs[model.name]
             port = _serving_port(config)
-            argv = vllm_command(config, model, host=SERVER_HOST, port=port)
-            self._launch(model.name, "server", argv, port, "/health", self.env, self.startup_timeout_s)
+            argv = server_command(config, model, host=SERVER_HOST, port=port)
+            health = prepare_server(config)
+            self._launch(model.name, "server", argv, port, health, self.env, self.startup_timeout_s)
             upstreams[model.name] = f"http://{SERVER_HOST}:{port}/v1"
         gateway_env = {
             **self.env,
@@ -243,7 +245,7 @@ def run_status(args: argparse.Namespace) -> int:
         answer = _status_code(record.check_url) if alive and record.check_url else None
         healthy = healthy and alive and answer == 200
         check = (record.check_url or "").rsplit("/", 1)[-1]
-        uptime = _duration(time.time() - record.started_at)
+        uptime = uptime_text(time.time() - record.started_at)
         print(
             f"{record.name:<16} {record.kind:<10} pid {record.pid:<8} {'alive' if alive else 'GONE':<6} "
             f"port {record.port}  /{check} {answer or 'no answer'}  up {uptime}"
@@ -253,7 +255,7 @@ def run_status(args: argparse.Namespace) -> int:
 
 def _serving_port(config: ModelConfig) -> int:
     if config.serving is None:
-        raise LauncherError(f"{config.name} cannot be served by vLLM: {config.unsupported_reason}")
+        raise LauncherError(f"{config.name} has no engine that serves it: {config.unsupported_reason}")
     return config.serving.port
 
 
@@ -291,9 +293,3 @@ def _status_code(url: str) -> int | None:
         return httpx.get(url, timeout=2.0).status_code
     except httpx.HTTPError:
         return None
-
-
-def _duration(seconds: float) -> str:
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from gateway.documents.images.prepare import prepare_decoded, prepare_model_sized
-from gateway.documents.page import DocumentTask, PageResult, run_page
+from gateway.documents.page import DocumentTask, PageResult, layout_prompt, run_page
 from gateway.documents.page_slots import PageSlots
 from gateway.documents.pixel_budget import PixelBudget, return_freed_memory
 from gateway.documents.request import DocumentFile, DocumentOptions
@@ -180,9 +180,18 @@ def _text_layer_fallback(result: PageResult, text: str) -> PageResult:
 DEFAULT_MODEL = "dots-ocr"
 
 
+def default_model(pipeline: DocumentPipeline, task: DocumentTask) -> str:
+    """dots-ocr when served, else the first served model (by name) that does `task`: a gateway started from a
+    profile that serves dots-mocr and paddleocr-vl still answers a request that names no model."""
+    if DEFAULT_MODEL in pipeline.models:
+        return DEFAULT_MODEL
+    able = sorted(name for name, model in pipeline.models.items() if task in model.config.tasks)
+    return able[0] if able else DEFAULT_MODEL
+
+
 def resolve_model(pipeline: DocumentPipeline, options: DocumentOptions, task: DocumentTask) -> ServedModel:
-    """The served model a document request names (dots-ocr by default); 404 or 400 if it cannot do `task`."""
-    name = options.model or DEFAULT_MODEL
+    """The served model a document request names (default_model if none); 404 or 400 if it cannot do `task`."""
+    name = options.model or default_model(pipeline, task)
     model = pipeline.models.get(name)
     if model is None:
         raise ModelNotFound(name, pipeline.models)
@@ -190,6 +199,8 @@ def resolve_model(pipeline: DocumentPipeline, options: DocumentOptions, task: Do
         raise InvalidRequest(
             f"model {shown(name)} does not do {task}; its tasks are {model.config.tasks}", param="model"
         )
+    if task == "layout":
+        layout_prompt(model, options.mode)  # 400 before any page runs
     return model
 
 

@@ -43,7 +43,11 @@ class DocumentOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     model: str | None = Field(None, description="a model with the task; default dots-ocr")
-    mode: Literal["all", "detect"] = Field("all", description="layout: boxes, categories and text, or boxes only")
+    mode: Literal["all", "detect", "web", "scene"] = Field(
+        "all",
+        description="layout: a document page's boxes, categories and text (all) or boxes only (detect); a web "
+        "page's blocks (web); text lines spotted in a photo (scene). Models offer the modes they have prompts for.",
+    )
     format: OutputFormat = "json"
     bbox: Box | None = Field(None, description="ocr: a region [x1, y1, x2, y2] in original-image pixels")
     temperature: float | None = Field(None, ge=0, le=2)

@@ -3,13 +3,17 @@
 The arithmetic per server, its constants and their sources are in `gateway/models/memory_model.py`. This module
 applies it to a set of models and checks the sum against the card. When the set does not fit, it searches
 for the cheapest changes that would make it fit, in the order a user minds least. Each change is tried on
-every model of the set:
+every model of the set. The lossless ones come first (the answers stay the same; only throughput or the
+longest request changes):
   1. fewer concurrent sequences (max_num_seqs 4, 2, 1)
   2. a shorter context (max_model_len halved, never below one page: see memory_model's page floor)
   3. --enforce-eager (no CUDA graphs: slower decoding)
-  4. an fp8 KV cache (halves the KV cache; support depends on the card)
-  5. a lower pixel cap (max_pixels halved, then quartered: lower resolution, worse OCR)
-  then all of 1-5 together, then dropping a model.
+then the lossy ones, each marked "lossy" with the cards that run it:
+  4. an fp8 KV cache (--kv-cache-dtype fp8: halves the KV cache)
+  5. fp8 weights (--quantization fp8: the language model at one byte a parameter)
+  6. a lower pixel cap (max_pixels halved, then quartered: lower resolution, worse OCR)
+then all of 1-6 together, then dropping a model. Steps 3-5 are vLLM flags and leave other engines' settings
+as they are.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ class PlanOverrides:
     enforce_eager: bool | None = None
     kv_cache_dtype: Literal["auto", "fp8"] | None = None
     max_pixels: int | None = None
+    quantization: Literal["fp8"] | None = None
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,7 @@ class Fix:
     description: str
     overrides: dict[str, PlanOverrides]
     models: tuple[str, ...]
+    lossy: bool = False  # changes what the model answers (fp8, fewer pixels), not only speed or capacity
 
 
 def _settings(config: ModelConfig, overrides: PlanOverrides | None) -> mm.ServerSettings:
@@ -99,15 +105,25 @@ def _fewer_pixels(divisor: int) -> Step:
     return lambda c, s: replace(s, max_pixels=max(c.image.min_pixels, s.max_pixels // divisor))
 
 
-_EAGER: Step = lambda c, s: replace(s, enforce_eager=True)  # noqa: E731
-_FP8: Step = lambda c, s: replace(s, kv_cache_dtype="fp8")  # noqa: E731
-# (what the user gives up, the settings to try from mildest to strongest), cheapest first.
+def _vllm_only(change: Callable[[mm.ServerSettings], mm.ServerSettings]) -> Step:
+    """A vLLM flag: other engines (llama-server) keep their settings."""
+    return lambda c, s: change(s) if c.engine == "vllm" else s
+
+
+_EAGER = _vllm_only(lambda s: replace(s, enforce_eager=True))
+_FP8_KV = _vllm_only(lambda s: replace(s, kv_cache_dtype="fp8"))
+_FP8_WEIGHTS = _vllm_only(lambda s: replace(s, quantization="fp8"))
+# Which cards run the fp8 fixes (vllm.md §1.2, §2.2), quoted in the fix so the user can judge it.
+FP8_KV_CARDS = "native on compute capability >= 8.9 (Ada, Hopper, Blackwell); elsewhere the attention backend decides"
+FP8_WEIGHT_CARDS = "W8A8 on compute capability >= 8.9 (Ada, Hopper, Blackwell); Ampere runs W8A16 via Marlin"
+# (what the user gives up, the settings to try from mildest to strongest), cheapest first; lossless first.
 _LADDERS: tuple[tuple[str, tuple[Step, ...]], ...] = (
     ("lower max_num_seqs", (_seqs(4), _seqs(2), _seqs(1))),
     ("lower max_model_len", tuple(_shorter(d) for d in (2, 4, 8, 16, 32))),
     ("use --enforce-eager (slower decoding)", (_EAGER,)),
-    ("use an fp8 KV cache (check your card supports it)", (_FP8,)),
-    ("lower max_pixels (less detail per image)", (_fewer_pixels(2), _fewer_pixels(4))),
+    (f"lossy: use an fp8 KV cache, --kv-cache-dtype fp8 ({FP8_KV_CARDS})", (_FP8_KV,)),
+    (f"lossy: fp8 weights, --quantization fp8 ({FP8_WEIGHT_CARDS})", (_FP8_WEIGHTS,)),
+    ("lossy: lower max_pixels (less detail per image)", (_fewer_pixels(2), _fewer_pixels(4))),
 )
 
 
@@ -117,7 +133,14 @@ def _describe(configs: Sequence[ModelConfig], before: dict[str, mm.ServerSetting
         old, new = before[config.name], after[config.name]
         diffs = [
             f"{field} {getattr(old, field)}→{getattr(new, field)}"
-            for field in ("max_num_seqs", "max_model_len", "enforce_eager", "kv_cache_dtype", "max_pixels")
+            for field in (
+                "max_num_seqs",
+                "max_model_len",
+                "enforce_eager",
+                "kv_cache_dtype",
+                "quantization",
+                "max_pixels",
+            )
             if getattr(old, field) != getattr(new, field)
         ]
         if diffs:
@@ -139,6 +162,57 @@ def _total(plans: Mapping[str, ModelPlan], gpu_mem_gib: float) -> float:
     return sum(mm.footprint_gib(p, gpu_mem_gib) for p in plans.values())
 
 
+# Settings given back after a combined fix, in the order the user misses them most: detail and exact weights
+# first, then speed, context and concurrency.
+_RELAX_ORDER = ("max_pixels", "quantization", "kv_cache_dtype", "enforce_eager", "max_model_len", "max_num_seqs")
+
+
+def _relax(
+    configs: Sequence[ModelConfig],
+    base: Mapping[str, mm.ServerSettings],
+    combined: dict[str, mm.ServerSettings],
+    gpu_mem_gib: float,
+    headroom_gib: float,
+) -> dict[str, mm.ServerSettings]:
+    """Undo each change of a combined fix that the set does not need (it must still fit without it)."""
+    relaxed = dict(combined)
+    for field in _RELAX_ORDER:
+        for config in configs:
+            original = getattr(base[config.name], field)
+            candidates = [original]
+            if field == "max_num_seqs":  # some concurrency back is better than none
+                candidates += [n for n in (4, 2) if n < original]
+            for value in candidates:
+                trial = {**relaxed, config.name: replace(relaxed[config.name], **{field: value})}
+                if _try(configs, trial, gpu_mem_gib, headroom_gib) is not None:
+                    relaxed = trial
+                    break
+    return relaxed
+
+
+def _lossy(base: Mapping[str, mm.ServerSettings], changed: Mapping[str, mm.ServerSettings]) -> bool:
+    fields = ("kv_cache_dtype", "quantization", "max_pixels")
+    return any(getattr(base[n], f) != getattr(changed[n], f) for n in changed for f in fields)
+
+
+def apply_cheapest_fix(
+    configs: Sequence[ModelConfig], plan: Plan, overrides: Mapping[str, PlanOverrides] | None = None
+) -> Plan:
+    """The plan itself when it fits, else re-planned with its cheapest fix that keeps every model.
+
+    Fixes that drop a model are only proposed: which model to move to another card is the user's call.
+    """
+    if plan.fits:
+        return plan
+    settings = {c.name: _settings(c, (overrides or {}).get(c.name)) for c in configs}
+    names = tuple(c.name for c in configs)
+    for fix in find_fixes(configs, settings, plan.gpu_mem_gib, plan.headroom_gib):
+        if fix.models == names:
+            fixed = plan_models(configs, plan.gpu_mem_gib, headroom_gib=plan.headroom_gib, overrides=fix.overrides)
+            return replace(fixed, applied=fix.description)
+    return plan
+
+
 def find_fixes(
     configs: Sequence[ModelConfig],
     settings: Mapping[str, mm.ServerSettings],
@@ -156,7 +230,7 @@ def find_fixes(
             plans = _try(configs, trial, gpu_mem_gib, headroom_gib)
             if plans is not None:
                 text = f"{label}: {_describe(configs, base, plans)} ({_total(plans, gpu_mem_gib):.2f} GiB {budget})"
-                fixes.append(Fix(text, {n: _overrides(trial[n]) for n in names}, names))
+                fixes.append(Fix(text, {n: _overrides(trial[n]) for n in names}, names, _lossy(base, trial)))
                 break
     if not fixes:  # no kind alone suffices: add the kinds up, cheapest first, until the set fits
         combined = dict(base)
@@ -169,8 +243,11 @@ def find_fixes(
                     break
             combined = trial
             if plans is not None:
+                combined = _relax(configs, base, combined, gpu_mem_gib, headroom_gib)
+                plans = _try(configs, combined, gpu_mem_gib, headroom_gib)
+                assert plans is not None  # relaxing only keeps changes that still fit
                 text = f"together: {_describe(configs, base, plans)} ({_total(plans, gpu_mem_gib):.2f} GiB {budget})"
-                fixes.append(Fix(text, {n: _overrides(combined[n]) for n in names}, names))
+                fixes.append(Fix(text, {n: _overrides(combined[n]) for n in names}, names, _lossy(base, combined)))
                 break
     for keep in range(len(configs) - 1, 0, -1):  # drop models from the end of the list until the rest fits
         kept, dropped = list(configs[:keep]), [c.name for c in configs[keep:]]

@@ -37,6 +37,18 @@ Overhead
     fraction (§0, §2.1 step 3). The figure is an estimate that leans high, as vLLM's own estimator sometimes
     does (#45178).
 
+Quantization (fp8 weights, `--quantization fp8`)
+    The language model's weights at 1 byte per parameter, the vision encoder's unchanged (vLLM's online fp8
+    quantizes the decoder's linear layers; towers it skips stay at the model dtype, so the estimate leans
+    high). Lossy. Native W8A8 on compute capability >= 8.9 (Ada, Hopper, Blackwell); Ampere (8.0/8.6) runs it
+    as weight-only W8A16 through the Marlin kernels: the memory saving, no fp8 compute (vllm.md §1.2).
+
+Engines other than vLLM (llama.cpp's llama-server)
+    No --gpu-memory-utilization: llama-server allocates the weights, a compute buffer (LLAMA_CPP_COMPUTE_GIB,
+    an estimate for a small model with its vision projector) and the KV cache of every slot up front
+    (-c = max_model_len x max_num_seqs), plus the CUDA context. Its "fraction" below is only the planner's
+    accounting of that footprint; it is not passed to the server.
+
 KV cache
     bytes/token = 2 (K and V) x layers x kv_heads x head_dim x (2 for bf16 "auto", 1 for fp8) (§2.3).
     tokens = max_model_len + (max_num_seqs - 1) x max_model_len / TYPICAL_SHARE (8), rounded up to 16-token
@@ -79,8 +91,10 @@ CUDA_GRAPH_PER_SEQ_GIB = 0.02
 TYPICAL_SHARE = 8
 KV_BLOCK_TOKENS = 16
 PROMPT_TOKENS = 512
+LLAMA_CPP_COMPUTE_GIB = 0.4
 
 KvDtype = Literal["auto", "fp8"]
+Quantization = Literal["fp8"] | None
 
 
 @dataclass(frozen=True)
@@ -92,18 +106,20 @@ class ServerSettings:
     enforce_eager: bool
     kv_cache_dtype: KvDtype
     max_pixels: int
+    quantization: Quantization = None
 
 
 def config_settings(config: ModelConfig) -> ServerSettings:
     """The settings in the model's config (a model vLLM cannot serve has none)."""
     if config.serving is None:
-        raise PlanError(f"{config.name} cannot be served by vLLM: {config.unsupported_reason}")
+        raise PlanError(f"{config.name} has no engine that serves it: {config.unsupported_reason}")
     return ServerSettings(
         max_model_len=config.serving.max_model_len,
         max_num_seqs=config.serving.max_num_seqs,
         enforce_eager=False,
         kv_cache_dtype="auto",
         max_pixels=config.image.max_pixels,
+        quantization=config.serving.quantization,
     )
 
 
@@ -122,8 +138,10 @@ def check_settings(config: ModelConfig, settings: ServerSettings) -> None:
 
 
 def image_tokens(config: ModelConfig, max_pixels: int) -> int:
-    """Tokens of one image at the pixel cap."""
-    return math.ceil(max_pixels / config.architecture.image_token_pixels**2)
+    """Tokens of one image at the pixel cap (at most the architecture's fixed budget, when it has one)."""
+    tokens = math.ceil(max_pixels / config.architecture.image_token_pixels**2)
+    fixed = config.architecture.image_tokens_max
+    return tokens if fixed is None else min(tokens, fixed)
 
 
 def page_floor(config: ModelConfig, max_pixels: int) -> int:
@@ -138,28 +156,45 @@ def kv_bytes_per_token(config: ModelConfig, kv_cache_dtype: KvDtype) -> int:
     return 2 * arch.layers * arch.kv_heads * arch.head_dim * dtype_bytes
 
 
-def weights_gib(config: ModelConfig) -> float:
-    """Parameters x dtype bytes plus WEIGHT_OVERHEAD."""
+def weights_gib(config: ModelConfig, quantization: Quantization = None) -> float:
+    """Parameters x dtype bytes plus WEIGHT_OVERHEAD; with fp8, the language model at one byte a parameter."""
     arch = config.architecture
-    return arch.parameters_b * 1e9 * DTYPE_BYTES[arch.dtype] * (1 + WEIGHT_OVERHEAD) / GIB
+    dtype_bytes = DTYPE_BYTES[arch.dtype]
+    if quantization == "fp8":
+        language = max(arch.parameters_b - arch.vision_parameters_b, 0.0)
+        parameter_bytes = language * 1e9 + arch.vision_parameters_b * 1e9 * dtype_bytes
+    else:
+        parameter_bytes = arch.parameters_b * 1e9 * dtype_bytes
+    return parameter_bytes * (1 + WEIGHT_OVERHEAD) / GIB
 
 
 def activation_gib(config: ModelConfig, max_pixels: int) -> float:
     """The profiling peak: the larger of the encoder pass and the language-model pass."""
+    if config.engine == "llama.cpp":
+        return LLAMA_CPP_COMPUTE_GIB
     encoder_tokens = max(image_tokens(config, max_pixels), MAX_NUM_BATCHED_TOKENS)
     encoder = encoder_tokens * VISION_BYTES_PER_IMAGE_TOKEN
     language = MAX_NUM_BATCHED_TOKENS * LM_BYTES_PER_TOKEN
     return max(encoder, language) / GIB
 
 
-def overhead_gib(settings: ServerSettings) -> float:
-    """CUDA context, runtime slack and CUDA graphs."""
-    graphs = 0.0 if settings.enforce_eager else CUDA_GRAPH_BASE_GIB + CUDA_GRAPH_PER_SEQ_GIB * settings.max_num_seqs
+def overhead_gib(settings: ServerSettings, engine: str | None = "vllm") -> float:
+    """CUDA context, runtime slack and CUDA graphs (vLLM's; llama-server's are part of its compute buffer)."""
+    graphs = (
+        0.0
+        if settings.enforce_eager or engine != "vllm"
+        else CUDA_GRAPH_BASE_GIB + CUDA_GRAPH_PER_SEQ_GIB * settings.max_num_seqs
+    )
     return CUDA_CONTEXT_GIB + RUNTIME_SLACK_GIB + graphs
 
 
-def kv_tokens(settings: ServerSettings) -> int:
-    """One full sequence plus the other sequences at a typical share, in whole 16-token blocks."""
+def kv_tokens(settings: ServerSettings, engine: str | None = "vllm") -> int:
+    """One full sequence plus the other sequences at a typical share, in whole 16-token blocks.
+
+    llama-server has no paged pool: every slot's whole context is allocated (-c = max_model_len x slots).
+    """
+    if engine == "llama.cpp":
+        return settings.max_model_len * settings.max_num_seqs
     typical = math.ceil(settings.max_model_len / TYPICAL_SHARE)
     tokens = settings.max_model_len + (settings.max_num_seqs - 1) * typical
     return math.ceil(tokens / KV_BLOCK_TOKENS) * KV_BLOCK_TOKENS
@@ -179,10 +214,10 @@ def model_plan(config: ModelConfig, settings: ServerSettings, gpu_mem_gib: float
     """One server's needs and its --gpu-memory-utilization on this card."""
     check_settings(config, settings)
     per_token = kv_bytes_per_token(config, settings.kv_cache_dtype)
-    weights = weights_gib(config)
+    weights = weights_gib(config, settings.quantization)
     activation = activation_gib(config, settings.max_pixels)
-    overhead = overhead_gib(settings)
-    kv_cache = kv_tokens(settings) * per_token / GIB
+    overhead = overhead_gib(settings, config.engine)
+    kv_cache = kv_tokens(settings, config.engine) * per_token / GIB
     return ModelPlan(
         name=config.name,
         gpu_memory_utilization=utilization(weights + activation + overhead + kv_cache, gpu_mem_gib),
@@ -191,6 +226,7 @@ def model_plan(config: ModelConfig, settings: ServerSettings, gpu_mem_gib: float
         enforce_eager=settings.enforce_eager,
         kv_cache_dtype=settings.kv_cache_dtype,
         max_pixels=settings.max_pixels,
+        quantization=settings.quantization,
         weights_gib=weights,
         activation_gib=activation,
         overhead_gib=overhead,

@@ -32,6 +32,7 @@ class ModelPlan:
     overhead_gib: float  # CUDA context, allocator slack and CUDA graphs
     kv_bytes_per_token: int
     kv_cache_gib: float
+    quantization: Literal["fp8"] | None = None  # fp8 weights (`--quantization fp8`); None: the checkpoint's dtype
 
     @property
     def total_gib(self) -> float:
@@ -48,6 +49,7 @@ class Plan:
     models: tuple[ModelPlan, ...]
     fits: bool
     fixes: tuple[str, ...] = ()  # when it does not fit: the cheapest changes that would make it, best first
+    applied: str | None = None  # the fix the planner applied to make it fit (fitting.apply_cheapest_fix)
 
     def model(self, name: str) -> ModelPlan:
         """The plan of one model; PlanError if the plan has no such model."""

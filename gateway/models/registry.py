@@ -11,18 +11,57 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
+from gateway.models.config_sections import (
+    MM_PIXEL_PLACEHOLDERS,
+    Architecture,
+    Engine,
+    ImagePolicy,
+    RepetitionDetection,
+    SamplingDefaults,
+    Serving,
+    Strict,
+)
 from gateway.settings import check_base_url
+
+__all__ = [
+    "MM_PIXEL_PLACEHOLDERS",
+    "Architecture",
+    "ConfigError",
+    "Engine",
+    "ImagePolicy",
+    "ModelConfig",
+    "PromptKey",
+    "ReaderName",
+    "RepetitionDetection",
+    "SamplingDefaults",
+    "Serving",
+    "Task",
+    "load_model_config",
+    "load_registry",
+    "read_yaml_model",
+]
 
 M = TypeVar("M", bound=BaseModel)
 # extract: answers structured outputs (a JSON schema) well enough to fill a form from a page; no prompt file.
 Task = Literal["chat", "ocr", "layout", "grounding", "extract"]
-PromptKey = Literal["layout_all", "layout_detect", "ocr", "grounding"]
-# The prompts a task cannot run without.
+# layout_all/layout_detect: a document page's blocks with or without text; layout_web: a web page's blocks;
+# layout_scene: text lines spotted in a photo. Each is one `mode` of /v1/layout.
+PromptKey = Literal["layout_all", "layout_detect", "layout_web", "layout_scene", "ocr", "grounding"]
+# How an answer is read into elements + Markdown (gateway/documents/output/readers.py):
+#   markdown          text as Markdown (HTML or OTSL tables, LaTeX), no boxes
+#   dots_layout_json  dots.ocr's JSON array of {bbox, category, text}, its categories only
+#   dots_web_json     the same JSON for web pages, whose category set is not published: any category kept
+#   quad_lines        "(x1, y1), (x2, y2), (x3, y3), (x4, y4) text" per line (dots.mocr scene spotting)
+#   grounding_tags    <|ref|>label<|/ref|><|det|>[[x1, y1, x2, y2]]<|/det|> then the block's text (DeepSeek-OCR)
+#   marker_blocks     ![label](x1,y1,x2,y2) then the block's text (LightOnOCR-3 grounding)
+ReaderName = Literal["markdown", "dots_layout_json", "dots_web_json", "quad_lines", "grounding_tags", "marker_blocks"]
+BOX_READERS = frozenset({"dots_layout_json", "dots_web_json", "quad_lines", "grounding_tags", "marker_blocks"})
+# The prompts a task cannot run without (layout_detect, layout_web and layout_scene are optional modes).
 _TASK_PROMPTS: dict[str, tuple[str, ...]] = {
     "ocr": ("ocr",),
-    "layout": ("layout_all", "layout_detect"),
+    "layout": ("layout_all",),
     "grounding": ("grounding",),
 }
 
@@ -31,112 +70,20 @@ class ConfigError(Exception):
     """A model config (or the settings that refer to it) is invalid; the message says where."""
 
 
-class _Strict(BaseModel):
-    # A misspelt key is a bug in the file, not something to ignore.
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SamplingDefaults(_Strict):
-    """Sampling the gateway sends unless the request overrides it within `max_completion_tokens_cap`."""
-
-    temperature: float = Field(ge=0, le=2)
-    top_p: float = Field(gt=0, le=1)
-    max_completion_tokens: int = Field(ge=1)
-    max_completion_tokens_cap: int = Field(ge=1)
-    # Temperatures for the second, third... attempt at a document page whose output stayed invalid.
-    retry_temperatures: list[float] = Field(default_factory=list, max_length=5)
-
-    @field_validator("retry_temperatures")
-    @classmethod
-    def _temperatures_in_range(cls, values: list[float]) -> list[float]:
-        if any(not 0 <= value <= 2 for value in values):
-            raise ValueError("every retry temperature must be within [0, 2]")
-        return values
-
-    @model_validator(mode="after")
-    def _default_within_cap(self) -> SamplingDefaults:
-        if self.max_completion_tokens > self.max_completion_tokens_cap:
-            raise ValueError("max_completion_tokens must not exceed max_completion_tokens_cap")
-        return self
-
-
-class ImagePolicy(_Strict):
-    """The model's smart-resize policy: sides are multiples of `factor`, area within [min, max] pixels."""
-
-    min_pixels: int = Field(ge=1)
-    max_pixels: int = Field(ge=1)
-    factor: int = Field(ge=1)
-
-    @model_validator(mode="after")
-    def _min_below_max(self) -> ImagePolicy:
-        if self.min_pixels > self.max_pixels:
-            raise ValueError("min_pixels must not exceed max_pixels")
-        return self
-
-
-class Architecture(_Strict):
-    """Numbers the GPU memory planner needs, from the model's config.json."""
-
-    parameters_b: float = Field(gt=0, description="total parameters, billions")
-    vision_parameters_b: float = Field(ge=0, description="vision encoder parameters, billions")
-    layers: int = Field(ge=1)
-    kv_heads: int = Field(ge=1)
-    head_dim: int = Field(ge=1)
-    dtype: Literal["bfloat16", "float16", "float32"]
-    max_position_embeddings: int = Field(ge=1)
-    image_token_pixels: int = Field(ge=1, description="side in pixels of the square one image token covers")
-
-
-# The placeholders `serving.mm_processor_kwargs` may use; the launchers put the numbers in.
-MM_PIXEL_PLACEHOLDERS = ("{min_pixels}", "{max_pixels}")
-
-
-class Serving(_Strict):
-    """How to start this model's `vllm serve` (the launchers turn it into an argv)."""
-
-    port: int = Field(ge=1, le=65535)
-    max_model_len: int = Field(ge=1)
-    max_num_seqs: int = Field(ge=1)
-    trust_remote_code: bool = False
-    # vLLM's --mm-processor-kwargs, in the keys this model's processor reads. A string value "{min_pixels}" or
-    # "{max_pixels}" becomes that bound of the image policy, as the memory plan caps it.
-    mm_processor_kwargs: dict[str, JsonValue] = Field(default_factory=dict)
-    extra_args: list[str] = Field(default_factory=list)
-
-    @field_validator("mm_processor_kwargs")
-    @classmethod
-    def _known_placeholders(cls, kwargs: dict[str, JsonValue]) -> dict[str, JsonValue]:
-        def check(value: JsonValue) -> None:
-            if isinstance(value, dict):
-                for item in value.values():
-                    check(item)
-            elif isinstance(value, list):
-                for item in value:
-                    check(item)
-            elif isinstance(value, str) and "{" in value and value not in MM_PIXEL_PLACEHOLDERS:
-                raise ValueError(f"unknown placeholder {value!r}; known: {', '.join(MM_PIXEL_PLACEHOLDERS)}")
-
-        check(kwargs)
-        return kwargs
-
-    @field_validator("extra_args")
-    @classmethod
-    def _kwargs_in_one_place(cls, args: list[str]) -> list[str]:
-        if any(arg.split("=", 1)[0] == "--mm-processor-kwargs" for arg in args):
-            raise ValueError("put --mm-processor-kwargs in `serving.mm_processor_kwargs`, not in extra_args")
-        return args
-
-
-class ModelConfig(_Strict):
+class ModelConfig(Strict):
     """One model: identity, what it can do, where it is served and how."""
 
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9.\-]*$", description="public name = vLLM --served-model-name")
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9.\-]*$", description="public name = the server's model name")
     description: str
     hf_repo: str = Field(pattern=r"^[\w.\-]+/[\w.\-]+$")
     revision: str = Field(min_length=1)
     licence: str
-    vllm_supported: bool
+    # What the licence forbids that matters to a gateway (e.g. offering the model as an API outside your org).
+    licence_note: str | None = None
+    # The OpenAI-compatible server that runs it; None when no maintained engine can.
+    engine: Engine | None
     unsupported_reason: str | None = None
+    alternative: str | None = Field(None, description="the served model that does the same job, when engine is None")
     tasks: list[Task] = Field(min_length=1)
     upstreams: list[str] = Field(default_factory=list)
     api_key_env: str | None = Field(None, description="environment variable holding the upstream's API key")
@@ -145,10 +92,32 @@ class ModelConfig(_Strict):
     grounding_box_format: str | None = Field(
         None, description="how a box is appended to the grounding prompt, e.g. '[{x1}, {y1}, {x2}, {y2}]'"
     )
+    # The reader of the layout prompts' answers; OCR and grounding answers are Markdown unless prompt_readers says.
+    output_reader: ReaderName | None = None
+    prompt_readers: dict[PromptKey, ReaderName] = Field(default_factory=dict)
+    # Boxes on a 0..box_grid scale of the image (DeepSeek 999, LightOnOCR 1000); None: model-input pixels.
+    box_grid: int | None = Field(None, ge=1)
+    # The model's block labels -> the categories Markdown and overlays know (Picture, Table, Formula, ...).
+    box_labels: dict[str, str] = Field(default_factory=dict)
+    # Special tokens the server leaves in answers when the config asks for skip_special_tokens=false.
+    strip_markers: list[str] = Field(default_factory=list)
     sampling: SamplingDefaults
     image: ImagePolicy
     architecture: Architecture
     serving: Serving | None = None
+
+    @property
+    def servable(self) -> bool:
+        """Whether some engine serves it (the gateway can route to it)."""
+        return self.engine is not None
+
+    def reader(self, key: PromptKey) -> ReaderName:
+        """How the answer to prompt `key` is read."""
+        if key in self.prompt_readers:
+            return self.prompt_readers[key]
+        if key.startswith("layout_") and self.output_reader is not None:
+            return self.output_reader
+        return "markdown"
 
     @field_validator("upstreams")
     @classmethod
@@ -157,19 +126,24 @@ class ModelConfig(_Strict):
 
     @model_validator(mode="after")
     def _support_is_explained(self) -> ModelConfig:
-        if self.vllm_supported:
+        if self.engine is not None:
             if self.serving is None:
-                raise ValueError("a model vLLM serves needs a `serving` section")
+                raise ValueError(f"a model the {self.engine} engine serves needs a `serving` section")
             if not self.upstreams:
-                raise ValueError("a model vLLM serves needs at least one upstream URL")
-        elif not self.unsupported_reason:
-            raise ValueError("vllm_supported is false: say why in `unsupported_reason`")
+                raise ValueError("a served model needs at least one upstream URL")
+        elif not self.unsupported_reason or not self.alternative:
+            raise ValueError("engine is null: say why in `unsupported_reason` and name an `alternative`")
         for task in self.tasks:
             missing = [key for key in _TASK_PROMPTS.get(task, ()) if key not in self.prompts]
             if missing:
                 raise ValueError(f"task {task!r} needs prompts {missing}")
         if "grounding" in self.tasks and not self.grounding_box_format:
             raise ValueError("task 'grounding' needs `grounding_box_format`")
+        # /v1/layout only for models whose layout answers carry boxes.
+        layout_keys = [key for key in self.prompts if key.startswith("layout_")]
+        boxless = [key for key in layout_keys if self.reader(key) not in BOX_READERS]
+        if "layout" in self.tasks and boxless:
+            raise ValueError(f"task 'layout' needs a box reader (`output_reader`) for {boxless}")
         if self.serving is not None:
             context = self.serving.max_model_len
             if context > self.architecture.max_position_embeddings:

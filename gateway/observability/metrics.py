@@ -120,6 +120,12 @@ class GatewayMetrics:
             ["model", "reason"],
             registry=self.registry,
         )
+        self.repetition_stops = Counter(
+            "gateway_repetition_stops",
+            "Document attempts the server ended for looping (vLLM repetition_detection: finish_reason repetition).",
+            ["model", "task"],
+            registry=self.registry,
+        )
         self.page_fallbacks = Counter(
             "gateway_page_fallbacks",
             "Pages answered from a fallback (pdf_text: a PDF's embedded text) after the model's output stayed invalid.",

@@ -58,7 +58,7 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
     },
     **ERROR_RESPONSES,
 }
-_MODE = {"mode": {"type": "string", "enum": ["all", "detect"], "default": "all"}}
+_MODE = {"mode": {"type": "string", "enum": ["all", "detect", "web", "scene"], "default": "all"}}
 _BBOX = {"bbox": {"type": "string", "description": "a region x1,y1,x2,y2 in original-image pixels: grounding OCR"}}
 _PAGES = {
     "pages": {"type": "string", "description": "PDF/TIFF pages, e.g. 1-3,7 (default all)"},

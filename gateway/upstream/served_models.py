@@ -114,15 +114,15 @@ def build_served_models(registry: dict[str, ModelConfig], settings: Settings) ->
         for name in names:
             if name not in registry:
                 raise ConfigError(f"{variable} names {name!r}, which has no file in model_configs/")
-    servable = [name for name, config in registry.items() if config.vllm_supported]
+    servable = [name for name, config in registry.items() if config.servable]
     chosen = settings.models or servable
     served: dict[str, ServedModel] = {}
     for name in chosen:
         config = registry.get(name)
         if config is None:
             raise ConfigError(f"GATEWAY_MODELS names {name!r}, which has no file in model_configs/")
-        if not config.vllm_supported:
-            raise ConfigError(f"GATEWAY_MODELS names {name!r}, which vLLM cannot serve: {config.unsupported_reason}")
+        if not config.servable:
+            raise ConfigError(f"GATEWAY_MODELS names {name!r}, which no engine serves: {config.unsupported_reason}")
         api_key = _api_key(config)
         urls = settings.upstreams.get(name, config.upstreams)
         prompts = {key: _read_prompt(settings.prompts_dir / path) for key, path in config.prompts.items()}

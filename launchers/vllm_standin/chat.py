@@ -18,10 +18,11 @@ from aiohttp import web
 from . import shapes
 from .chat_request import ChatRequest, RequestError, parse_chat_request, split_tokens, validation_error
 from .config import StandinConfig
+from .repetition import parse_repetition_detection, repetition_end
 from .state import RecordedRequest, StandinState
 from .structured import structured_reply
 
-Finish = Literal["stop", "length"]
+Finish = Literal["stop", "length", "repetition"]
 
 _GARBAGE = b"<html><body>stand-in garbage: this body is not JSON</body></html>\n"
 INVALID_JSON = object()  # marks a request body that did not parse
@@ -53,11 +54,15 @@ class ChatCompletions:
                 kind = "missing" if body is None else "json_invalid"
                 raise validation_error(kind, "body", None if body is None else {})
             chat = parse_chat_request(body, self.config)
+            repetition = parse_repetition_detection(body)
             tokens = self._reply_tokens(body)
         except RequestError as exc:
             return self._error(rec, exc)
         finish_reason: Finish = "length" if len(tokens) > chat.max_tokens else "stop"
         tokens = tokens[: chat.max_tokens]
+        looped = None if repetition is None else repetition_end(tokens, repetition, chat.max_tokens)
+        if looped is not None:  # vLLM keeps what it generated up to the token that completed the loop
+            finish_reason, tokens = "repetition", tokens[:looped]
         if chat.stream:
             return await self._stream(request, rec, chat, tokens, finish_reason)
         return await self._complete(request, rec, chat, tokens, finish_reason)

@@ -81,6 +81,14 @@ def usage(prompt_tokens: int, completion_tokens: int, *, details: bool) -> dict[
     return body
 
 
+def stop_reason(finish_reason: str | None) -> str | None:
+    """vLLM's `stop_reason` beside a finish reason: "repetition_detected" when repetition_detection ended it.
+
+    (A matched stop string or token id would go here too; the stand-in has none.)
+    """
+    return "repetition_detected" if finish_reason == "repetition" else None
+
+
 def chat_completion(
     completion_id: str,
     created: int,
@@ -106,7 +114,7 @@ def chat_completion(
         "message": message,
         "logprobs": None,
         "finish_reason": finish_reason,
-        "stop_reason": None,
+        "stop_reason": stop_reason(finish_reason),
         "token_ids": None,
     }
     return {
@@ -146,7 +154,7 @@ def chat_chunk(
                 "delta": delta,
                 "logprobs": None,
                 "finish_reason": finish_reason,
-                "stop_reason": None,
+                "stop_reason": stop_reason(finish_reason),
             }
         ],
     }

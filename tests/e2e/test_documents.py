@@ -14,7 +14,7 @@ import orjson
 import pytest
 from PIL import Image
 
-from gateway.documents.images.prepare import smart_resize
+from gateway.documents.images.prepare import padded_size, smart_resize
 from gateway.models.registry import ImagePolicy
 from gateway.settings import PROJECT_ROOT
 from launchers.vllm_standin import StandinServer
@@ -26,6 +26,15 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "documents"
 PAGE = FIXTURES / "dotsocr_demo_image1.jpg"  # 1700 x 2250
 PREFIX = "<|img|><|imgpad|><|endofimg|>"
 DOTS_POLICY = ImagePolicy(min_pixels=3136, max_pixels=11289600, factor=28)
+
+
+def _model_size(width: int, height: int, policy: ImagePolicy) -> tuple[int, int]:
+    """(width, height) the gateway sends: the page padded to the factor when that fits, else smart-resized."""
+    padded = padded_size(width, height, policy)
+    if padded is not None:
+        return padded
+    model_height, model_width = smart_resize(height, width, policy)
+    return model_width, model_height
 
 
 def _prompt(name: str) -> str:
@@ -76,10 +85,10 @@ def test_layout_of_a_page_maps_boxes_to_original_pixels(docs_gateway: GatewaySer
         assert 0 <= x1 < x2 <= 1700
         assert 0 <= y1 < y2 <= 2250
         assert ("text" in element) == (element["category"] != "Picture")
-    # The stand-in drew the Title at 12..88 % x 8..13 % of the image it got; mapped back that is the same
-    # fraction of the original, within a pixel or two of rounding.
+    # The stand-in drew the Title at 12..88 % x 8..13 % of the image it got (the page padded to 1708 x 2268);
+    # the page sits unscaled in it, so the box comes back in the same pixels, within rounding.
     title = page["elements"][1]["bbox"]
-    assert title == pytest.approx([0.12 * 1700, 0.08 * 2250, 0.88 * 1700, 0.13 * 2250], abs=2)
+    assert title == pytest.approx([0.12 * 1708, 0.08 * 2268, 0.88 * 1708, 0.13 * 2268], abs=1)
     assert "# A Simulated Page" in document["markdown"]
     assert "Simulated Journal" in document["markdown"]
     assert "Simulated Journal" not in document["markdown_no_headers"]
@@ -96,9 +105,9 @@ def test_the_request_has_the_official_clients_shape(docs_gateway: GatewayServer,
     assert image_part["type"] == "image_url"
     assert text_part == {"type": "text", "text": PREFIX + _prompt("layout_all_en.txt")}
     assert (body["temperature"], body["top_p"], body["max_completion_tokens"]) == (0.1, 1.0, 16384)
-    # Sent already at the model-input size, so vLLM's own resize is a no-op.
-    height, width = smart_resize(2250, 1700, DOTS_POLICY)
-    assert _sent_image_size(body) == (width, height)
+    # Sent already at a model-input size (the page padded white to multiples of 28), so vLLM's own resize is
+    # a no-op.
+    assert _sent_image_size(body) == _model_size(1700, 2250, DOTS_POLICY) == (1708, 2268)
 
 
 def test_detect_mode_returns_boxes_without_text(docs_gateway: GatewayServer, dots: StandinServer) -> None:
@@ -130,9 +139,8 @@ def test_ocr_of_a_region_sends_the_box_in_model_pixels(docs_gateway: GatewayServ
     )
     assert response.status_code == 200, response.text
     text = _sent(dots)[0]["messages"][0]["content"][1]["text"]
-    height, width = smart_resize(2250, 1700, DOTS_POLICY)
-    box = [int(163 * width / 1700), int(241 * height / 2250), int(1536 * width / 1700), int(705 * height / 2250)]
-    assert text == PREFIX + _prompt("grounding_ocr.txt") + str(box)
+    # The page went out unscaled (padded), so its pixels are the model's: the box is sent as it came.
+    assert text == PREFIX + _prompt("grounding_ocr.txt") + str([163, 241, 1536, 705])
 
 
 @pytest.mark.parametrize(
@@ -201,6 +209,47 @@ def test_invalid_output_is_retried_hotter_then_degraded(
     assert 'gateway_pages_total{model="dots-ocr",status="degraded",task="layout"} 1.0' in metrics
 
 
+def _looping_then_clean(body: dict[str, Any]) -> str:
+    """A page that loops on one table row at the first temperature, and answers properly when retried."""
+    if body["temperature"] == 0.1:
+        row = '{"bbox": [10, 10, 200, 40], "category": "Text", "text": "| 1 | 2 | 3 |"}, '
+        return "[" + row * 200
+    return dots_ocr_answer(body)
+
+
+def test_a_loop_the_server_cuts_is_retried_and_counted(
+    make_standin: Callable[..., StandinServer], make_gateway: Callable[..., GatewayServer]
+) -> None:
+    standin = make_standin(OCR_MODEL, responder=_looping_then_clean, max_model_len=32768)
+    gateway = make_gateway({OCR_MODEL: [standin.base_url]})
+    response = _upload(gateway, "/v1/layout")
+    assert response.status_code == 200, response.text
+    [page] = response.json()["pages"]
+    assert (page["status"], page["attempts"]) == ("ok", 2)
+    first, second = _sent(standin)
+    # Every document request carries the config's setting, in vLLM's request shape.
+    expected = {"max_pattern_size": 256, "min_pattern_size": 1, "min_count": 16}
+    assert first["repetition_detection"] == second["repetition_detection"] == expected
+    assert [first["temperature"], second["temperature"]] == [0.1, 0.3]
+    metrics = httpx.get(gateway.root_url + "/metrics").text
+    assert 'gateway_repetition_stops_total{model="dots-ocr",task="layout"} 1.0' in metrics
+
+
+def test_a_page_that_loops_on_every_attempt_keeps_its_salvage(
+    make_standin: Callable[..., StandinServer], make_gateway: Callable[..., GatewayServer]
+) -> None:
+    row = '{"bbox": [10, 10, 200, 40], "category": "Text", "text": "| 1 | 2 | 3 |"}, '
+    standin = make_standin(OCR_MODEL, responder=_answering("[" + row * 200), max_model_len=32768)
+    gateway = make_gateway({OCR_MODEL: [standin.base_url]})
+    [page] = _upload(gateway, "/v1/layout").json()["pages"]
+    assert page["attempts"] == 3
+    assert page["finish_reason"] == "repetition"
+    assert page["status"] == "repaired"  # the rows before the cut are a usable (deduplicated) answer
+    assert len(page["elements"]) == 1
+    metrics = httpx.get(gateway.root_url + "/metrics").text
+    assert 'gateway_repetition_stops_total{model="dots-ocr",task="layout"} 3.0' in metrics
+
+
 @pytest.mark.parametrize(
     ("path", "fields", "data", "status", "param"),
     [
@@ -254,8 +303,7 @@ def test_every_fixture_page_goes_through(docs_gateway: GatewayServer, dots: Stan
     page = response.json()["pages"][0]
     assert (page["width"], page["height"]) == size
     assert page["status"] == "ok"
-    height, width = smart_resize(size[1], size[0], DOTS_POLICY)
-    assert _sent_image_size(_sent(dots)[-1]) == (width, height)
+    assert _sent_image_size(_sent(dots)[-1]) == _model_size(*size, DOTS_POLICY)
 
 
 def test_picture_crops_are_embedded_when_asked(docs_gateway: GatewayServer) -> None:
@@ -288,8 +336,19 @@ def test_ocr_with_another_model_uses_its_own_prompt_and_image_policy(
     assert body["messages"][0]["content"][1] == {"type": "text", "text": prompt}  # no dots.ocr prefix
     assert (body["temperature"], body["top_p"], body["max_completion_tokens"]) == (0.7, 0.8, 2048)
     qwen3_policy = ImagePolicy(min_pixels=4096, max_pixels=4194304, factor=32)
-    height, width = smart_resize(2250, 1700, qwen3_policy)
-    assert _sent_image_size(body) == (width, height)
+    assert _sent_image_size(body) == _model_size(1700, 2250, qwen3_policy)
+
+
+def test_without_dots_ocr_a_request_naming_no_model_goes_to_a_served_model_with_the_task(
+    make_standin: Callable[..., StandinServer], make_gateway: Callable[..., GatewayServer]
+) -> None:
+    qwen = make_standin(CHAT_MODEL, reply="Some text.")
+    gateway = make_gateway({CHAT_MODEL: [qwen.base_url]})
+    response = _upload(gateway, "/v1/ocr")
+    assert response.status_code == 200, response.text
+    assert response.json()["model"] == CHAT_MODEL
+    layout = _upload(gateway, "/v1/layout")  # no served model has boxes: the default it names cannot do it
+    assert layout.status_code == 404, layout.text
 
 
 def test_pages_are_resized_to_the_cap_the_server_runs_with(

@@ -113,7 +113,9 @@ def test_verbose_model_list_carries_the_whole_catalogue(gateway: GatewayServer) 
     verbose = httpx.get(gateway.base_url + "/models", params={"verbose": "true"}).json()
     assert [m["id"] for m in verbose["data"]] == [CHAT_MODEL]
     rows = {row["name"]: row for row in verbose["catalog"]}
-    assert set(rows) == {"dots-ocr", "qwen3-vl-2b", "qwen2-vl-2b", "phi-3.5-vision", "got-ocr2", "moondream2"}
-    assert rows["got-ocr2"]["vllm_supported"] is False
-    assert rows["got-ocr2"]["unsupported_reason"]
+    assert len(rows) == 12
+    assert (rows["got-ocr2"]["engine"], rows["moondream2"]["engine"]) == ("transformers", "llama.cpp")
+    assert rows["moondream3"]["licence"] == "BSL-1.1"
+    assert "outside your organisation" in rows["moondream3"]["licence_note"]
+    assert {"parameters_b", "weights_gib", "fits_12gb", "fits_16gb", "tasks"} <= set(rows["deepseek-ocr-2"])
     assert rows["qwen2-vl-2b"]["kv_kib_per_token"] == 28  # 2 x 28 layers x 2 KV heads x 128 x 2 bytes / 1024

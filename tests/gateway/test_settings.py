@@ -39,9 +39,17 @@ def test_bad_upstream_urls_fail_fast(upstreams: dict[str, object]) -> None:
         Settings(upstreams=upstreams)  # type: ignore[arg-type]
 
 
-def test_served_models_default_to_every_model_vllm_can_serve() -> None:
+def test_served_models_default_to_every_model_an_engine_serves() -> None:
     served = build_served_models(REGISTRY, Settings())
-    assert set(served) == {"dots-ocr", "qwen3-vl-2b", "qwen2-vl-2b", "phi-3.5-vision"}
+    assert set(served) == set(REGISTRY)  # every config names an engine: vLLM, llama.cpp or transformers serve
+    assert "moondream2" in served  # llama-server: one more OpenAI-compatible upstream
+
+
+def test_a_model_no_engine_serves_fails_fast() -> None:
+    config = REGISTRY["moondream2"]
+    unserved = config.model_copy(update={"engine": None, "unsupported_reason": "no engine", "serving": None})
+    with pytest.raises(ConfigError, match="which no engine serves: no engine"):
+        build_served_models({**REGISTRY, "moondream2": unserved}, Settings(models=["moondream2"]))
 
 
 def test_upstream_override_replaces_the_configured_urls() -> None:
@@ -55,7 +63,6 @@ def test_upstream_override_replaces_the_configured_urls() -> None:
     ("settings", "complaint"),
     [
         (Settings(models=["nope"]), "GATEWAY_MODELS names 'nope'"),
-        (Settings(models=["moondream2"]), "vLLM cannot serve"),
         (Settings(upstreams={"nope": ["http://a:1/v1"]}), "GATEWAY_UPSTREAMS names 'nope'"),
     ],
 )

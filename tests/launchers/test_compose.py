@@ -324,11 +324,19 @@ def test_dockerfile_runs_the_gateway_as_a_non_root_user() -> None:
             assert path not in ignored, path
 
 
-def test_the_gateway_resizes_pages_to_the_cap_its_servers_run_with(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The 16 GB plan lowers dots-ocr's pixel cap; if the gateway resized to the config's larger cap, vLLM
-    # would resize again and the layout boxes would no longer map to the client's pixels.
-    stack = yaml.safe_load((COMPOSE_DIR / "16gb" / "compose.yaml").read_text())["services"]
-    command = stack[service_name("dots-ocr")]["command"]
+def test_the_gateway_resizes_pages_to_the_cap_its_servers_run_with(
+    monkeypatch: pytest.MonkeyPatch, registry: dict[str, ModelConfig], tmp_path: Path
+) -> None:
+    # A plan that lowers dots-mocr's pixel cap: if the gateway resized to the config's larger cap, vLLM would
+    # resize again and the layout boxes would no longer map to the client's pixels.
+    from gateway.models.fitting import PlanOverrides, plan_models
+    from launchers.serve_args import VLLM_IMAGE, serve_args
+
+    configs = {name: registry[name] for name in ("dots-mocr", "paddleocr-vl")}
+    plan = plan_models(list(configs.values()), 16, overrides={"dots-mocr": PlanOverrides(max_pixels=4_014_080)})
+    files = render(plan, configs, invocation="test", out_dir=tmp_path, vllm_image=VLLM_IMAGE, serve_args=serve_args)
+    stack = yaml.safe_load(files["compose.yaml"])["services"]
+    command = stack[service_name("dots-mocr")]["command"]
     served_cap = json.loads(command[command.index("--mm-processor-kwargs") + 1])["max_pixels"]
     for key, value in stack["gateway"]["environment"].items():
         monkeypatch.setenv(key, value)
@@ -336,6 +344,5 @@ def test_the_gateway_resizes_pages_to_the_cap_its_servers_run_with(monkeypatch: 
     monkeypatch.delenv("GATEWAY_MODEL_CONFIGS_DIR", raising=False)
     monkeypatch.delenv("GATEWAY_PROMPTS_DIR", raising=False)
     gateway_settings = Settings()
-    registry = load_registry(PROJECT_ROOT / "model_configs", PROJECT_ROOT / "prompts")
     served = build_served_models(registry, gateway_settings)
-    assert served["dots-ocr"].image.max_pixels == served_cap < 11_289_600
+    assert served["dots-mocr"].image.max_pixels == served_cap == 4_014_080

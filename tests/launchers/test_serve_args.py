@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from gateway.models.memory_plan import ModelPlan
 from gateway.models.registry import ModelConfig, load_registry
 from gateway.settings import PROJECT_ROOT
+from launchers.engines import prepare_model_dir
 from launchers.errors import LauncherError
-from launchers.serve_args import VLLM_IMAGE, VLLM_VERSION, serve_args, vllm_command
+from launchers.serve_args import VLLM_IMAGE, VLLM_VERSION, serve_args, server_command
 
 REGISTRY = load_registry(PROJECT_ROOT / "model_configs", PROJECT_ROOT / "prompts")
-SERVABLE = sorted(name for name, config in REGISTRY.items() if config.vllm_supported)
+SERVABLE = sorted(name for name, config in REGISTRY.items() if config.engine == "vllm")
 
 
 def _plan(name: str, u: float, max_model_len: int, seqs: int, eager: bool, kv: str, max_pixels: int) -> ModelPlan:
@@ -106,24 +109,34 @@ def _args(name: str, plan: ModelPlan) -> list[str]:
     return serve_args(config, plan, host="127.0.0.1", port=config.serving.port)
 
 
-def test_every_servable_model_has_a_snapshot() -> None:
-    assert SERVABLE == sorted(EXPECTED_16GB) == sorted(EXPECTED_12GB)
+SNAPSHOTS = sorted(EXPECTED_16GB)
 
 
-@pytest.mark.parametrize("name", SERVABLE)
+def test_snapshots_cover_the_first_four_vllm_models() -> None:
+    assert set(SNAPSHOTS) <= set(SERVABLE)
+    assert sorted(EXPECTED_12GB) == SNAPSHOTS
+
+
+@pytest.mark.parametrize("name", SNAPSHOTS)
 @pytest.mark.parametrize(("plans", "expected"), [(PLANS_16GB, EXPECTED_16GB), (PLANS_12GB, EXPECTED_12GB)])
 def test_argv_snapshot(name: str, plans: dict[str, ModelPlan], expected: dict[str, list[str]]) -> None:
     assert _args(name, plans[name]) == expected[name]
 
 
+def _config_plan(name: str) -> ModelPlan:
+    config = REGISTRY[name]
+    assert config.serving is not None
+    return _plan(name, 0.3, config.serving.max_model_len, 2, False, "auto", config.image.max_pixels)
+
+
 @pytest.mark.parametrize("name", SERVABLE)
-@pytest.mark.parametrize("plans", [PLANS_16GB, PLANS_12GB])
-def test_json_flags_parse_and_no_flag_repeats(name: str, plans: dict[str, ModelPlan]) -> None:
-    args = _args(name, plans[name])
+def test_json_flags_parse_and_no_flag_repeats(name: str) -> None:
+    args = _args(name, _config_plan(name))
     flags = [arg for arg in args if arg.startswith("--")]
     assert len(flags) == len(set(flags)), flags
-    for flag in ("--limit-mm-per-prompt", "--mm-processor-kwargs"):
-        assert isinstance(json.loads(args[args.index(flag) + 1]), dict)
+    for flag in ("--limit-mm-per-prompt", "--mm-processor-kwargs", "--speculative-config"):
+        if flag in args:
+            assert isinstance(json.loads(args[args.index(flag) + 1]), dict)
     assert not any("image=" in arg for arg in args), "the legacy key=value syntax is rejected by vLLM"
     assert args[0] == REGISTRY[name].hf_repo
 
@@ -140,7 +153,7 @@ def test_pixel_placeholders_follow_the_plan_cap_and_never_exceed_the_config() ->
 
 def test_vllm_command_and_pinned_version() -> None:
     plan = PLANS_16GB["qwen2-vl-2b"]
-    command = vllm_command(REGISTRY["qwen2-vl-2b"], plan, host="0.0.0.0", port=8000)
+    command = server_command(REGISTRY["qwen2-vl-2b"], plan, host="0.0.0.0", port=8000)
     assert command[:3] == ["vllm", "serve", "Qwen/Qwen2-VL-2B-Instruct"]
     assert command[command.index("--port") + 1] == "8000"
     assert VLLM_IMAGE.endswith(f":v{VLLM_VERSION}")
@@ -154,8 +167,9 @@ def _with_serving(config: ModelConfig, **changes: object) -> ModelConfig:
 
 
 def test_refuses_unservable_models_mismatched_plans_and_repeated_flags() -> None:
-    with pytest.raises(LauncherError, match="cannot be served"):
-        serve_args(REGISTRY["got-ocr2"], PLANS_16GB["dots-ocr"], host="h", port=1)
+    unserved = REGISTRY["got-ocr2"].model_copy(update={"engine": None, "unsupported_reason": "none", "serving": None})
+    with pytest.raises(LauncherError, match="has no engine that serves it"):
+        serve_args(unserved, PLANS_16GB["dots-ocr"], host="h", port=1)
     with pytest.raises(LauncherError, match="config of 'qwen2-vl-2b'"):
         serve_args(REGISTRY["qwen2-vl-2b"], PLANS_16GB["dots-ocr"], host="h", port=1)
     clashing = _with_serving(REGISTRY["qwen2-vl-2b"], extra_args=["--max-model-len=4096"])
@@ -181,3 +195,65 @@ def test_vllm_is_told_to_fetch_no_media_url_itself(name: str) -> None:
     first = domains[0]
     assert first.endswith(".invalid")
     assert not any(arg.startswith("http") for arg in domains)
+
+
+DEEPSEEK_PROCESSOR = "vllm.model_executor.models.deepseek_ocr:NGramPerReqLogitsProcessor"
+
+
+@pytest.mark.parametrize(
+    ("name", "recipe"),
+    [
+        (
+            "deepseek-ocr-2",
+            ["--logits_processors", "vllm.model_executor.models.deepseek_ocr:NGramPerReqLogitsProcessor"],
+        ),
+        ("deepseek-ocr-2", ["--no-enable-prefix-caching", "--mm-processor-cache-gb", "0", "--trust-remote-code"]),
+        ("paddleocr-vl", ["--trust-remote-code", "--max-num-batched-tokens", "16384", "--no-enable-prefix-caching"]),
+        ("glm-ocr", ["--speculative-config", '{"method":"mtp","num_speculative_tokens":3}']),
+        ("lightonocr", ["--mm-processor-cache-gb", "0", "--no-enable-prefix-caching"]),
+        ("dots-mocr", ["--trust-remote-code", "--chat-template-content-format", "string"]),
+    ],
+)
+def test_new_models_carry_their_recipes_flags(name: str, recipe: list[str]) -> None:
+    args = _args(name, _config_plan(name))
+    for flag in recipe:
+        assert flag in args, (flag, args)
+    assert "--trust-remote-code" not in args or REGISTRY[name].serving.trust_remote_code  # type: ignore[union-attr]
+
+
+def test_fp8_weights_become_the_quantization_flag() -> None:
+    plan = replace(_config_plan("qwen2-vl-2b"), quantization="fp8", kv_cache_dtype="fp8")
+    args = _args("qwen2-vl-2b", plan)
+    assert args[args.index("--quantization") + 1] == "fp8"
+    assert args[args.index("--kv-cache-dtype") + 1] == "fp8"
+
+
+def test_llama_server_gets_the_gguf_repo_an_alias_and_one_slot_per_sequence() -> None:
+    plan = _plan("moondream2", 0.3, 2048, 2, False, "auto", 142884)
+    command = server_command(REGISTRY["moondream2"], plan, host="127.0.0.1", port=8105)
+    assert command == [
+        "llama-server", "-hf", "ggml-org/moondream2-20250414-GGUF", "--alias", "moondream2",
+        "--host", "127.0.0.1", "--port", "8105", "--ctx-size", "4096", "--parallel", "2", "--n-gpu-layers", "999",
+    ]  # fmt: skip
+
+
+def test_transformers_serve_loads_the_prepared_folder_with_its_template_kwargs() -> None:
+    plan = _plan("got-ocr2", 0.2, 8192, 1, False, "auto", 1048576)
+    command = server_command(REGISTRY["got-ocr2"], plan, host="127.0.0.1", port=8106)
+    assert command == [
+        "transformers", "serve", "models/got-ocr2", "--host", "127.0.0.1", "--port", "8106",
+        "--max-model-len", "8192", "--chat-template-kwargs", '{"multi_page": true}',
+    ]  # fmt: skip
+
+
+def test_the_model_folder_gets_the_chat_template_and_a_missing_checkpoint_says_how(tmp_path: Path) -> None:
+    config = REGISTRY["got-ocr2"]
+    (tmp_path / "model_configs").symlink_to(PROJECT_ROOT / "model_configs")
+    with pytest.raises(LauncherError, match=r"huggingface-cli download stepfun-ai/GOT-OCR-2\.0-hf"):
+        prepare_model_dir(config, tmp_path)
+    folder = tmp_path / "models" / "got-ocr2"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text("{}")
+    prepare_model_dir(config, tmp_path)
+    template = (folder / "chat_template.jinja").read_text()
+    assert "<img><imgpad></img>" in template

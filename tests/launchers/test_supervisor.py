@@ -304,3 +304,36 @@ def test_down_from_another_process_stops_a_running_up(fake_vllm: Path, tmp_path:
     assert "nothing started by `up` runs" in status.stdout
     with socket.socket() as sock:
         assert sock.connect_ex(("127.0.0.1", gateway_port)) != 0
+
+
+def test_a_llama_cpp_model_is_started_with_llama_server_and_probed_on_health(
+    fake_vllm: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_LLAMA_MODE", "ok")
+    plan, configs = fake_resolution({"moondream2": free_port()})
+    gateway_port = free_port()
+    stack = Stack(log_dir=tmp_path / "logs", gateway_port=gateway_port, startup_timeout_s=20, grace_s=3)
+    try:
+        stack.start(plan, configs)
+        [start] = starts(fake_vllm)
+        argv = start["argv"]
+        assert isinstance(argv, list)
+        assert argv[:4] == ["-hf", "ggml-org/moondream2-20250414-GGUF", "--alias", "moondream2"]
+        assert "--gpu-memory-utilization" not in argv  # a vLLM flag: llama-server sizes itself
+        with openai.OpenAI(base_url=f"http://127.0.0.1:{gateway_port}/v1", api_key="x", max_retries=0) as client:
+            answer = client.chat.completions.create(model="moondream2", messages=[{"role": "user", "content": "hi"}])
+        assert answer.choices[0].message.content
+    finally:
+        stack.stop()
+
+
+def test_a_llama_server_start_up_failure_is_quoted_with_its_hint(
+    fake_vllm: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_LLAMA_MODE", "no_projector")
+    plan, configs = fake_resolution({"moondream2": free_port()})
+    with pytest.raises(LauncherError) as failure:
+        serve_stack(plan, configs, log_dir=tmp_path / "logs", gateway_port=free_port(), startup_timeout_s=20)
+    message = str(failure.value)
+    assert "failed to load multimodal projector" in message
+    assert "[the projector (--mmproj) is missing or does not match]" in message

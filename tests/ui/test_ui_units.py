@@ -298,7 +298,7 @@ def test_model_rows_join_the_served_list_and_the_catalogue() -> None:
         "catalog": [
             {
                 "name": "a",
-                "vllm_supported": False,
+                "engine": None,
                 "tasks": ["ocr"],
                 "fits_12gb": False,
                 "fits_16gb": False,
@@ -307,7 +307,7 @@ def test_model_rows_join_the_served_list_and_the_catalogue() -> None:
             },
             {
                 "name": "b",
-                "vllm_supported": True,
+                "engine": "vllm",
                 "tasks": ["chat"],
                 "parameters_b": 2.1,
                 "weights_gib": 4.0,
@@ -321,5 +321,6 @@ def test_model_rows_join_the_served_list_and_the_catalogue() -> None:
     assert [row[:3] for row in rows] == [["b", "unavailable", "chat"], ["a", "not servable", "ocr"]]
     assert rows[0][5] == "yes (16,384 tokens x 8)"
     assert rows[0][7] == "8,192"
+    assert (rows[0][8], rows[1][8]) == ("vllm", "none")
     assert rows[1][9] == "Apache-2.0"
     assert rows[1][10] == "no vLLM implementation"

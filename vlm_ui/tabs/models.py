@@ -24,7 +24,7 @@ MODEL_COLUMNS = [
     "fits 12 GB",
     "fits 16 GB",
     "context",
-    "vLLM",
+    "engine",
     "licence",
     "what it is for",
 ]
@@ -40,7 +40,7 @@ def model_rows(listing: Mapping[str, Any]) -> list[list[Any]]:
         card, row = served.get(name, {}), catalog.get(name, {})
         if card:
             status = str(card.get("status", "?"))
-        elif row.get("vllm_supported") is False:
+        elif row and row.get("engine") is None:  # no engine can serve it (the reason is in the last column)
             status = "not servable"
         else:
             status = "not served here"
@@ -56,7 +56,7 @@ def model_rows(listing: Mapping[str, Any]) -> list[list[Any]]:
                 _fit(row, 12),
                 _fit(row, 16),
                 f"{context:,}" if isinstance(context, int) else _planned_context(row),
-                "" if not row else ("yes" if row.get("vllm_supported") else "no"),
+                "" if not row else (row.get("engine") or "none"),
                 row.get("licence") or row.get("license") or card.get("licence") or "",
                 row.get("unsupported_reason") or row.get("description") or "",
             ]

@@ -81,7 +81,15 @@ class PageGeometry:
     """
 
     original: tuple[int, int]  # (width, height) of the decoded, EXIF-rotated image
-    model: tuple[int, int]  # (width, height) after smart_resize
+    model: tuple[int, int]  # (width, height) of the image the model gets
+    # Where the page sits in the model's image, from its top-left corner: None when the page fills it (resized),
+    # else the page's own size (sent unresampled, padded white to `model` on the right and bottom).
+    content: tuple[int, int] | None = None
+
+    @property
+    def _page(self) -> tuple[int, int]:
+        """(width, height) the page covers in model-input pixels."""
+        return self.model if self.content is None else self.content
 
     def to_model(self, bbox: Box) -> Box:
         """Original px -> model-input px: int(c · model / original) per axis, as dots.ocr's grounding path.
@@ -90,17 +98,18 @@ class PageGeometry:
         through a float scale, which can land one below an exact integer. Callers validate that the box lies
         inside the image; coordinates outside it scale linearly and are not clamped here.
         """
-        (ow, oh), (mw, mh) = self.original, self.model
+        (ow, oh), (mw, mh) = self.original, self._page
         x1, y1, x2, y2 = bbox
         return (_trunc_div(x1 * mw, ow), _trunc_div(y1 * mh, oh), _trunc_div(x2 * mw, ow), _trunc_div(y2 * mh, oh))
 
     def to_original(self, bbox: Box) -> Box:
         """Model px -> original px: c · original / model rounded to nearest (halves up), clamped to the image.
 
-        Models sometimes answer with coordinates past the edge of their input; the clamp keeps every result
-        in [0, width] x [0, height] so crops and overlays never index outside the page.
+        Models sometimes answer with coordinates past the edge of their input (or, on a padded page, in the
+        white margin); the clamp keeps every result in [0, width] x [0, height] so crops and overlays never
+        index outside the page.
         """
-        (ow, oh), (mw, mh) = self.original, self.model
+        (ow, oh), (mw, mh) = self.original, self._page
         x1, y1, x2, y2 = bbox
         return (
             _clamp(_round_div(x1 * ow, mw), ow),

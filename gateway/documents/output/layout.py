@@ -30,9 +30,10 @@ CATEGORIES: tuple[str, ...] = (
     "Title",
 )
 
-# A small overshoot past the image edge is the model rounding; beyond this it is no box on this image.
-_EDGE_SLACK_FRACTION = 0.02
-_EDGE_SLACK_MIN_PX = 4
+# A box that runs past the page edge is clamped when at least this share of its area lies on the page: the
+# model drew the right block a little too large, and its text is worth keeping. A box mostly off the page is
+# no box on this image (coordinates on another scale, or a hallucinated element) and is dropped.
+_MIN_AREA_ON_PAGE = 0.5
 # The same (category, text) this many times is a generation loop, not a page with repeated lines.
 _LOOP_MIN_COUNT = 5
 # Runaway text: a unit of at least this many characters, repeated at least this many times in a row.
@@ -71,11 +72,14 @@ class LayoutParse:
     cleaned_text: str
 
 
-def parse_layout_output(raw: str, *, width: int, height: int, with_text: bool) -> LayoutParse:
+def parse_layout_output(
+    raw: str, *, width: int, height: int, with_text: bool, any_category: bool = False
+) -> LayoutParse:
     """Read a layout answer for an image of `width` by `height` model-input pixels. Never raises.
 
     `with_text` is True for the layout-all prompt (text required except on Pictures) and False for the
-    layout-only (detect) prompt, whose elements carry no text.
+    layout-only (detect) prompt, whose elements carry no text. `any_category` keeps categories outside
+    dots.ocr's eleven (dots.mocr's web-page parsing, whose category set is not published).
     """
     salvage = read_json(raw)
     if not salvage.found:
@@ -95,7 +99,7 @@ def parse_layout_output(raw: str, *, width: int, height: int, with_text: bool) -
         if not isinstance(item, dict):
             dropped["not_an_object"] += 1
             continue
-        element, reason = _element(item, width, height, with_text, repairs)
+        element, reason = _element(item, width, height, with_text, repairs, any_category)
         if element is not None:
             valid.append(element)
             continue
@@ -103,7 +107,7 @@ def parse_layout_output(raw: str, *, width: int, height: int, with_text: bool) -
         text = item.get("text")
         if with_text and isinstance(text, str) and reason != "missing_text" and text.strip():
             orphan_texts.append(text)
-    elements = _without_loops(valid, repairs)
+    elements = without_loops(valid, repairs)
     texts = [element.text for element in elements if element.text and element.text.strip()]
     if not texts:
         texts = [collapse_runaway(text)[0] for text in dict.fromkeys(orphan_texts)]
@@ -136,13 +140,13 @@ def _items(value: JSONValue, repairs: Counter[str]) -> tuple[list[JSONValue], li
 
 
 def _element(
-    item: dict[str, JSONValue], width: int, height: int, with_text: bool, repairs: Counter[str]
+    item: dict[str, JSONValue], width: int, height: int, with_text: bool, repairs: Counter[str], any_category: bool
 ) -> tuple[LayoutElement | None, str]:
     """The element an object describes, or None and the reason it was dropped (checks in the order below)."""
     category = item.get("category")
-    if not isinstance(category, str) or category not in CATEGORIES:
+    if not isinstance(category, str) or not (category in CATEGORIES or (any_category and category.strip())):
         return None, "unknown_category"
-    bbox, reason = _bbox(item.get("bbox"), width, height)
+    bbox, reason = clamp_bbox(item.get("bbox"), width, height)
     if bbox is None:
         return None, reason
     text: str | None = None
@@ -162,8 +166,11 @@ def _element(
     return LayoutElement(category, bbox, text), ""
 
 
-def _bbox(value: JSONValue, width: int, height: int) -> tuple[tuple[int, int, int, int] | None, str]:
-    """A box clamped into the image, with "bbox_clamped" if that was needed; or None and the drop reason."""
+def clamp_bbox(value: JSONValue, width: int, height: int) -> tuple[tuple[int, int, int, int] | None, str]:
+    """A box clamped into the image, with "bbox_clamped" if that was needed; or None and the drop reason.
+
+    Clamped when at least half its area lies on the image, whatever the overshoot; else "bbox_outside".
+    """
     if not isinstance(value, list) or len(value) != 4:
         return None, "bad_bbox"
     numbers: list[int] = []
@@ -175,17 +182,14 @@ def _bbox(value: JSONValue, width: int, height: int) -> tuple[tuple[int, int, in
     x1, y1, x2, y2 = numbers
     if x1 >= x2 or y1 >= y2:
         return None, "bad_bbox"
-    slack_x = max(_EDGE_SLACK_MIN_PX, math.ceil(width * _EDGE_SLACK_FRACTION))
-    slack_y = max(_EDGE_SLACK_MIN_PX, math.ceil(height * _EDGE_SLACK_FRACTION))
-    if x1 < -slack_x or x2 > width + slack_x or y1 < -slack_y or y2 > height + slack_y:
-        return None, "bbox_outside"
     box = (min(max(x1, 0), width), min(max(y1, 0), height), min(max(x2, 0), width), min(max(y2, 0), height))
-    if box[0] >= box[2] or box[1] >= box[3]:
-        return None, "bad_bbox"  # nothing left inside the image once clamped
+    on_page = max(0, box[2] - box[0]) * max(0, box[3] - box[1])
+    if on_page < _MIN_AREA_ON_PAGE * (x2 - x1) * (y2 - y1):
+        return None, "bbox_outside"
     return box, "bbox_clamped" if box != (x1, y1, x2, y2) else ""
 
 
-def _without_loops(elements: list[LayoutElement], repairs: Counter[str]) -> list[LayoutElement]:
+def without_loops(elements: list[LayoutElement], repairs: Counter[str]) -> list[LayoutElement]:
     """Remove generation loops and duplicates, keeping first occurrences in reading order.
 
     A (category, text) seen `_LOOP_MIN_COUNT` times or more is a loop: it is kept once and the rest count as

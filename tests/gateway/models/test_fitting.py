@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.models import memory_model as mm
-from gateway.models.fitting import PlanOverrides, find_fixes, plan_models
+from gateway.models.fitting import PlanOverrides, apply_cheapest_fix, find_fixes, plan_models
 from gateway.models.memory_plan import GIB
 from gateway.models.registry import ModelConfig, load_registry
 from gateway.settings import PROJECT_ROOT
@@ -54,10 +54,27 @@ def test_figures_match_hand_computed_values(name: str) -> None:
     assert model.gpu_memory_utilization == utilization
 
 
-def test_unservable_models_have_kv_figures_too() -> None:
-    # got-ocr2: 2x24x2x64x2 = 12,288 B; moondream2 (fp16, no GQA): 2x24x32x64x2 = 196,608 B.
-    assert mm.kv_bytes_per_token(REGISTRY["got-ocr2"], "auto") == 12_288
+def test_models_of_other_engines_have_kv_figures_too() -> None:
+    # got-ocr2 (16 KV heads of 64): 2x24x16x64x2 = 98,304 B; moondream2 (fp16, no GQA): 2x24x32x64x2 = 196,608 B.
+    assert mm.kv_bytes_per_token(REGISTRY["got-ocr2"], "auto") == 98_304
     assert mm.kv_bytes_per_token(REGISTRY["moondream2"], "auto") == 196_608
+
+
+def test_llama_server_allocates_every_slot_and_has_no_graphs_or_profiling_reserve() -> None:
+    model = plan_models(configs("moondream2"), 12).models[0]
+    assert model.kv_cache_gib == pytest.approx(2048 * 2 * 196_608 / GIB)  # -c 2048 x 2 slots, all up front
+    assert model.activation_gib == mm.LLAMA_CPP_COMPUTE_GIB
+    assert model.overhead_gib == pytest.approx(mm.CUDA_CONTEXT_GIB + mm.RUNTIME_SLACK_GIB)
+
+
+def test_fp8_weights_halve_the_language_model_only() -> None:
+    dots = REGISTRY["dots-ocr"]  # 1.8B language model at 1 byte + 1.2B vision at 2 bytes, + 2 %
+    assert mm.weights_gib(dots, "fp8") == pytest.approx((1.8e9 + 2.4e9) * 1.02 / GIB)
+    assert mm.weights_gib(dots, "fp8") < mm.weights_gib(dots) * 0.75
+
+
+def test_a_fixed_image_token_budget_caps_the_pixel_count() -> None:
+    assert mm.image_tokens(REGISTRY["deepseek-ocr-2"], 3_538_944) == 1121
 
 
 def test_fp8_eager_and_pixels_shrink_what_they_should() -> None:
@@ -73,10 +90,31 @@ def test_dots_page_floor_is_large() -> None:
     assert mm.page_floor(REGISTRY["dots-ocr"], 11_289_600) == 31_296
 
 
-def test_twelve_gb_cannot_hold_dots_and_qwen2_so_the_fix_is_a_drop() -> None:
+def test_twelve_gb_holds_dots_and_qwen2_only_with_fp8_a_lossy_fix_that_is_applied() -> None:
     plan = plan_models(configs("dots-ocr", "qwen2-vl-2b"), 12)
     assert not plan.fits
-    assert plan.fixes[0].startswith("drop qwen2-vl-2b")
+    assert plan.fixes[0].startswith("together: ")
+    assert "quantization None→fp8" in plan.fixes[0]
+    assert plan.fixes[-1].startswith("drop qwen2-vl-2b")
+    settings = {c.name: mm.config_settings(c) for c in configs("dots-ocr", "qwen2-vl-2b")}
+    fix = find_fixes(configs("dots-ocr", "qwen2-vl-2b"), settings, 12, plan.headroom_gib)[0]
+    assert fix.lossy
+    applied = apply_cheapest_fix(configs("dots-ocr", "qwen2-vl-2b"), plan)
+    assert applied.fits
+    assert applied.applied == plan.fixes[0]
+    assert [m.quantization for m in applied.models] == ["fp8", "fp8"]
+    # What the fix does not need is given back: dots.ocr keeps its full pixel cap and context.
+    assert applied.model("dots-ocr").max_pixels == 11_289_600
+    assert applied.model("dots-ocr").max_model_len == 32_768
+
+
+def test_lossless_fixes_rank_before_lossy_ones() -> None:
+    # phi-3.5-vision alone on 10 GiB: fewer sequences or eager mode would not do; fp8 KV and weights each do.
+    plan = plan_models(configs("phi-3.5-vision"), 10)
+    labels = [fix.split(":")[0] for fix in plan.fixes]
+    lossy = [label.startswith("lossy") for label in labels]
+    assert lossy == sorted(lossy), labels  # every lossless fix before the first lossy one
+    assert any("fp8 weights" in fix and "Marlin" in fix for fix in plan.fixes)
 
 
 def test_four_models_on_twelve_gb_do_not_fit_and_the_first_fix_does() -> None:

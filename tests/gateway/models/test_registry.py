@@ -10,17 +10,31 @@ CONFIGS = PROJECT_ROOT / "model_configs"
 PROMPTS = PROJECT_ROOT / "prompts"
 
 
-def test_the_six_models_load_and_unsupported_ones_say_why() -> None:
+def test_every_model_loads_with_an_engine() -> None:
     registry = load_registry(CONFIGS, PROMPTS)
-    assert set(registry) == {"dots-ocr", "qwen3-vl-2b", "qwen2-vl-2b", "phi-3.5-vision", "got-ocr2", "moondream2"}
-    assert {name for name, config in registry.items() if not config.vllm_supported} == {"got-ocr2", "moondream2"}
+    assert len(registry) == 12
     for config in registry.values():
-        if config.vllm_supported:
-            assert config.serving is not None
-            assert config.upstreams
-        else:
-            assert config.unsupported_reason
-            assert "vLLM" in config.unsupported_reason
+        assert config.engine is not None
+        assert config.serving is not None
+        assert config.upstreams
+        assert config.licence
+
+
+def test_readers_follow_the_prompt() -> None:
+    registry = load_registry(CONFIGS, PROMPTS)
+    mocr = registry["dots-mocr"]
+    assert [mocr.reader(key) for key in ("layout_all", "layout_web", "layout_scene", "ocr")] == [
+        "dots_layout_json",
+        "dots_web_json",
+        "quad_lines",
+        "markdown",
+    ]
+    assert (registry["deepseek-ocr-2"].reader("layout_all"), registry["deepseek-ocr-2"].box_grid) == (
+        "grounding_tags",
+        999,
+    )
+    assert (registry["lightonocr"].reader("layout_all"), registry["lightonocr"].box_grid) == ("marker_blocks", 1000)
+    assert registry["paddleocr-vl"].reader("ocr") == "markdown"
 
 
 def test_dots_ocr_carries_the_official_serving_and_sampling_facts() -> None:
@@ -64,8 +78,23 @@ def _write(tmp_path: Path, name: str, changes: dict[str, object], drop: tuple[st
         ({}, ("architecture",), "architecture"),
         ({"upstreams": ["http://host:1/api"]}, (), "upstreams"),
         ({"image": {"min_pixels": 10, "max_pixels": 5, "factor": 28}}, (), "image"),
-        ({"vllm_supported": False}, (), "(file)"),
+        ({"engine": None}, (), "(file)"),  # no engine and no reason
+        ({"engine": "sglang"}, (), "engine"),
         ({"tasks": ["chat", "layout"]}, (), "(file)"),  # layout without its prompts
+        ({"tasks": ["chat", "layout"], "prompts": {"layout_all": "qwen2-vl-2b/ocr.txt"}}, (), "(file)"),  # no boxes
+        (
+            {
+                "sampling": {
+                    "temperature": 0,
+                    "top_p": 1,
+                    "max_completion_tokens": 1,
+                    "max_completion_tokens_cap": 1,
+                    "repetition_detection": {"max_pattern_size": 4, "min_pattern_size": 8, "min_count": 3},
+                }
+            },
+            (),
+            "sampling.repetition_detection",
+        ),
         ({"serving": {"port": 8103, "max_model_len": 99_999_999, "max_num_seqs": 1}}, (), "(file)"),
         ({"prompts": {"poetry": "qwen2-vl-2b/ocr.txt"}}, (), "prompts.poetry.[key]"),
     ],

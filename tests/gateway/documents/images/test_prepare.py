@@ -445,9 +445,32 @@ def png_pixels(png: bytes) -> Image.Image:
     return image
 
 
-def test_prepare_image_sends_the_page_at_the_model_input_size() -> None:
+def test_a_page_within_the_bounds_goes_out_unresampled_padded_white() -> None:
     page = noise((1700, 2250))
     prepared = prepare_image(encoded(page, "PNG"), DOTS_OCR, param="file", max_pixels=LIMIT)
+    assert prepared.geometry == PageGeometry(original=(1700, 2250), model=(1708, 2268), content=(1700, 2250))
+    sent = png_pixels(prepared.png)
+    assert (sent.format, sent.mode, sent.size) == ("PNG", "RGB", (1708, 2268))
+    assert sent.crop((0, 0, 1700, 2250)).tobytes() == page.tobytes()  # every pixel the page's own
+    assert sent.crop((1700, 0, 1708, 2268)).getextrema() == ((255, 255),) * 3
+    assert sent.crop((0, 2250, 1708, 2268)).getextrema() == ((255, 255),) * 3
+    # A fixed point of the model's own resize: the server keeps it as it is.
+    assert smart_resize(sent.height, sent.width, DOTS_OCR) == (sent.height, sent.width)
+    # Boxes map one to one, and a box in the white margin is clamped onto the page.
+    assert prepared.geometry.to_model((10, 20, 300, 400)) == (10, 20, 300, 400)
+    assert prepared.geometry.to_original((10, 20, 1708, 2268)) == (10, 20, 1700, 2250)
+
+
+def test_a_padded_page_over_the_pixel_cap_is_resized_instead() -> None:
+    capped = ImagePolicy(min_pixels=3136, max_pixels=1_000_000, factor=28)
+    prepared = prepare_image(encoded(noise((1700, 2250)), "PNG"), capped, param="file", max_pixels=LIMIT)
+    assert prepared.geometry.content is None
+    assert prepared.geometry.model == (868, 1148)
+
+
+def test_prepare_image_resizes_to_the_model_input_size_when_asked() -> None:
+    page = noise((1700, 2250))
+    prepared = prepare_image(encoded(page, "PNG"), DOTS_OCR, param="file", max_pixels=LIMIT, pad=False)
     assert prepared.geometry == PageGeometry(original=(1700, 2250), model=(1708, 2240))
     assert prepared.image.size == (1700, 2250)
     sent = png_pixels(prepared.png)
@@ -521,4 +544,7 @@ def test_a_size_that_rounds_past_the_aspect_limit_is_refused() -> None:
     data = io.BytesIO()
     Image.new("RGB", (29, 5615), "white").save(data, format="PNG")
     with pytest.raises(ImageRejected, match="too elongated"):
-        prepare_image(data.getvalue(), DOTS_OCR, param="file", max_pixels=64_000_000)
+        prepare_image(data.getvalue(), DOTS_OCR, param="file", max_pixels=64_000_000, pad=False)
+    # Padded instead, it goes out at 56x5628 (ratio 100.5), which the server accepts.
+    padded = prepare_image(data.getvalue(), DOTS_OCR, param="file", max_pixels=64_000_000)
+    assert padded.geometry.model == (56, 5628)

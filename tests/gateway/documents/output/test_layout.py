@@ -1,7 +1,7 @@
 """What `parse_layout_output` makes of dots.ocr's layout answers: clean, cut, looping, wrapped or not JSON at all.
 
-Pages are 1288x1680 model-input pixels (dots.ocr's input for its demo_image1), so the clamping slack is
-26 px across (2 % of 1288, rounded up) and 34 px down.
+Pages are 1288x1680 model-input pixels (dots.ocr's input for its demo_image1). A box running past the edge is
+clamped when at least half of its area lies on the page, and dropped (`bbox_outside`) when most of it lies off.
 """
 
 from __future__ import annotations
@@ -321,13 +321,28 @@ def test_small_overshoots_are_clamped() -> None:
     assert (result.status, result.repairs, result.dropped) == ("repaired", {"bbox_clamped": 2}, {})
 
 
-def test_a_clamped_box_left_with_no_area_is_bad() -> None:
-    assert parse(f"[{obj([W, 10, W + 20, 40])}]").dropped == {"bad_bbox": 1}
+def test_a_box_wholly_off_the_page_is_outside() -> None:
+    assert parse(f"[{obj([W, 10, W + 20, 40])}]").dropped == {"bbox_outside": 1}
 
 
-@pytest.mark.parametrize("bbox", [[-27, 0, 10, 10], [0, 0, W + 27, 10], [0, -35, 10, 10], [0, 0, 10, H + 35]])
-def test_boxes_far_outside_are_dropped(bbox: list[int]) -> None:
+@pytest.mark.parametrize("bbox", [[-27, 0, 10, 10], [W - 10, 0, W + 11, 10], [0, -35, 10, 10], [0, H - 5, 10, H + 6]])
+def test_boxes_mostly_off_the_page_are_dropped(bbox: list[int]) -> None:
     assert parse(f"[{obj(bbox)}]") == LayoutParse([], "invalid", {}, {"bbox_outside": 1}, "t")
+
+
+@pytest.mark.parametrize(
+    ("bbox", "clamped"),
+    [
+        ([0, 0, W + 300, 10], (0, 0, W, 10)),  # a wide overshoot, 81 % on the page: far past the old 2 % slack
+        ([-40, 100, 60, 200], (0, 100, 60, 200)),  # 60 % on the page
+        ([W - 10, 0, W + 10, 10], (W - 10, 0, W, 10)),  # exactly half: kept
+        ([100, H - 400, 300, H + 100], (100, H - 400, 300, H)),
+    ],
+)
+def test_boxes_mostly_on_the_page_keep_their_text_clamped(bbox: list[int], clamped: tuple[int, ...]) -> None:
+    result = parse(f"[{obj(bbox, text='kept words')}]")
+    assert result.elements == [LayoutElement("Text", clamped, "kept words")]
+    assert (result.status, result.repairs, result.dropped) == ("repaired", {"bbox_clamped": 1}, {})
 
 
 def test_normalized_0_1000_boxes_on_a_small_image_are_outside() -> None:
@@ -335,12 +350,12 @@ def test_normalized_0_1000_boxes_on_a_small_image_are_outside() -> None:
     assert result.dropped == {"bbox_outside": 1}
 
 
-def test_the_slack_is_at_least_four_pixels() -> None:
+def test_a_tiny_page_clamps_by_area_too() -> None:
     result = parse_layout_output(
-        f"[{obj([-4, 0, 60, 60])}, {obj([0, 0, 60, 65])}]", width=60, height=60, with_text=True
+        f"[{obj([-4, 0, 60, 60])}, {obj([0, 0, 60, 65])}, {obj([0, 40, 60, 100])}]", width=60, height=60, with_text=True
     )
     assert result.elements == [LayoutElement("Text", (0, 0, 60, 60), "t")]
-    assert (result.repairs, result.dropped) == ({"bbox_clamped": 1}, {"bbox_outside": 1})
+    assert (result.repairs, result.dropped) == ({"bbox_clamped": 2, "duplicate": 1}, {"bbox_outside": 1})
 
 
 def test_unknown_categories_are_dropped() -> None:
