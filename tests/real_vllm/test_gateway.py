@@ -24,6 +24,7 @@ import pytest
 from PIL import Image
 
 from gateway.documents.images.geometry import smart_resize
+from gateway.documents.images.prepare import padded_size
 from gateway.models.fitting import PlanOverrides
 from gateway.models.registry import ImagePolicy
 from tests.conftest import gateway_settings
@@ -159,7 +160,7 @@ def test_both_pages_of_a_pdf_run_concurrently_against_one_server(gateway: Gatewa
     assert all(p["status"] in ("ok", "repaired", "degraded") for p in pages), pages
 
 
-# Page sizes (w, h): below the cap and kept, above it and downsized, wide and tall.
+# Page sizes (w, h): below the cap and padded, above it and downsized, wide and tall.
 SIZES = [(560, 784), (1700, 2250), (2000, 300), (640, 1800)]
 
 
@@ -169,7 +170,9 @@ def _text_tokens(gateway: GatewayServer, width: int, height: int) -> int:
     assert response.status_code == 200, response.text
     [page] = response.json()["pages"]
     prompt_tokens = page["usage"]["prompt_tokens"] // page["attempts"]  # usage adds up the attempts
-    sent_h, sent_w = smart_resize(height, width, POLICY)
+    # The gateway's choice: a page within the bounds goes out padded to whole patches, any other is resized.
+    padded = padded_size(width, height, POLICY)
+    sent_w, sent_h = padded if padded is not None else smart_resize(height, width, POLICY)[::-1]
     return prompt_tokens - (sent_h // 28) * (sent_w // 28)
 
 
