@@ -4,7 +4,7 @@ Which engine runs a model is data (`engine:` in its config); this table is what 
 about each engine, so `up`, `status` and the compose generator treat every upstream alike: one more
 OpenAI-compatible server that answers a health path.
 
-* vllm: `vllm serve`, pinned at 0.30.0 (pyproject's `serve` extra; the official image `vllm/vllm-openai`).
+* vllm: `vllm serve`, pinned at 0.32.0 (pyproject's `serve` extra; the official image `vllm/vllm-openai`).
 * llama.cpp: `llama-server` (official image `ghcr.io/ggml-org/llama.cpp`, `:server-cuda` for NVIDIA cards:
   the plain `:server` tag is CPU only). `-hf <repo>` fetches the GGUF and its projector (`--mmproj`)
   together (llama.cpp docs/multimodal.md). GET /health answers 503 while the model loads, 200 once ready.
@@ -21,7 +21,7 @@ from gateway.models.registry import ModelConfig
 from gateway.settings import PROJECT_ROOT
 from launchers.errors import LauncherError
 
-VLLM_VERSION = "0.30.0"  # pinned; pyproject's `serve` extra says vllm==0.30.0
+VLLM_VERSION = "0.32.0"  # pinned; pyproject's `serve` extra says vllm==0.32.0 (the newest CPU build the real tier runs)
 VLLM_IMAGE = f"vllm/vllm-openai:v{VLLM_VERSION}"
 LLAMA_CPP_IMAGE = "ghcr.io/ggml-org/llama.cpp:server-cuda"
 

@@ -28,7 +28,7 @@ CONFIG_KEY = web.AppKey("standin_config", StandinConfig)
 _RECORD_KEY = web.RequestKey("standin_record", RecordedRequest)
 _BODY_KEY = web.RequestKey("standin_body", object)
 
-VERSION = "0.30.0-standin"
+VERSION = "0.32.0-standin"
 _MAX_BODY = 1 << 30  # uvicorn has no body limit; base64 page images easily pass aiohttp's 1 MiB
 
 

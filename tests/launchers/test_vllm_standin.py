@@ -104,7 +104,7 @@ def stream_chunks(http: httpx.Client, server: StandinServer, **extra: Any) -> li
 def test_health_is_an_empty_200_and_version_is_reported(server: StandinServer, http: httpx.Client) -> None:
     health = http.get(f"{server.root_url}/health")
     assert (health.status_code, health.content) == (200, b"")
-    assert http.get(f"{server.root_url}/version").json() == {"version": "0.30.0-standin"}
+    assert http.get(f"{server.root_url}/version").json() == {"version": "0.32.0-standin"}
 
 
 def test_unhealthy_engine_makes_health_an_empty_503(server: StandinServer, http: httpx.Client) -> None:

@@ -90,7 +90,7 @@ def test_a_looping_answer_ends_with_finish_reason_repetition(looping: StandinSer
     assert choice["message"]["content"] == "intro " + "row a b c " * 5
     assert data["usage"]["completion_tokens"] == 21
     metrics = httpx.get(looping.root_url + "/metrics", timeout=10).text
-    assert 'finished_reason="repetition"} 1.0' in metrics
+    assert 'vllm:request_success_total{engine="0",finished_reason="repetition",model_name="m"} 1.0' in metrics
 
 
 def test_without_the_field_the_loop_runs_to_its_end(looping: StandinServer) -> None:
