@@ -58,7 +58,8 @@ EXPECTED_16GB = {
     "dots-ocr": [
         "rednote-hilab/dots.ocr", "--revision", "main", "--served-model-name", "dots-ocr", *COMMON, "--port", "8101",
         "--gpu-memory-utilization", "0.40", "--max-model-len", "32768", "--max-num-seqs", "8", *LIMIT,
-        "--mm-processor-kwargs", '{"size":{"longest_edge":11289600,"shortest_edge":3136}}', "--trust-remote-code", *DOTS_EXTRA,
+        "--mm-processor-kwargs", '{"size":{"longest_edge":11289600,"shortest_edge":3136}}', "--trust-remote-code",
+        *DOTS_EXTRA,
     ],
     "qwen3-vl-2b": [
         "Qwen/Qwen3-VL-2B-Instruct", "--revision", "main", "--served-model-name", "qwen3-vl-2b", *COMMON,
