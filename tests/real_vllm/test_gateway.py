@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jsonschema
 import openai
 import pytest
 from PIL import Image
@@ -279,3 +281,31 @@ def test_a_busy_replica_whose_health_answers_late_stays_healthy(server: RealVllm
     print(f"/health under 12 image requests: max {max(health_s):.2f} s, median {median:.2f} s")
     assert statuses == [200] * 12
     assert not flipped, flipped
+
+
+SCHEMA = {
+    "type": "object",
+    "properties": {"title": {"type": "string"}, "page_count": {"type": "integer"}},
+    "required": ["title", "page_count"],
+    "additionalProperties": False,
+}
+
+
+def test_field_extraction_on_the_real_server_validates_or_says_why(gateway: GatewayServer) -> None:
+    # vLLM's structured outputs constrain even random weights to the schema; what a constrained model cannot
+    # finish within the token bound must be reported, never passed off as a value.
+    page = base64.b64encode(_png(560, 784)).decode()
+    body = {
+        "model": MODEL,
+        "document": {"type": "image_url", "image_url": f"data:image/png;base64,{page}"},
+        "annotation_model": MODEL,
+        "document_annotation_format": {"type": "json_schema", "json_schema": {"name": "doc", "schema": SCHEMA}},
+    }
+    response = httpx.post(gateway.base_url + "/ocr", json=body, timeout=300)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["usage_info"]["pages_processed"] == 1
+    if answer["document_annotation"] is not None:
+        jsonschema.validate(json.loads(answer["document_annotation"]), SCHEMA)
+    else:
+        assert answer["document_annotation_error"], answer

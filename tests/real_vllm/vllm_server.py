@@ -22,7 +22,7 @@ from gateway.models.memory_plan import ModelPlan
 from gateway.models.registry import ImagePolicy, ModelConfig
 from launchers.planner import resolve_plan
 from launchers.process_group import Group, spawn, stop_groups
-from launchers.serve_args import served_max_pixels, vllm_command
+from launchers.serve_args import served_max_pixels, server_command
 from tests.real_vllm.vllm_env import server_env, venv_dir
 
 START_TIMEOUT_S = 300.0  # 30-70 s measured on 2 shared cores; the first start also fills the compile cache
@@ -70,7 +70,7 @@ def launcher_plan(model_name: str, overrides: PlanOverrides | None = None) -> tu
 def serving_argv(model_name: str, model_dir: Path, port: int, overrides: PlanOverrides | None = None) -> Launch:
     """`vllm serve` argv for `model_name` as the launchers build it, with the substitutions above."""
     config, model_plan = launcher_plan(model_name, overrides)
-    argv = vllm_command(config, model_plan, host="127.0.0.1", port=port)
+    argv = server_command(config, model_plan, host="127.0.0.1", port=port)
     if argv[:3] != ["vllm", "serve", config.hf_repo]:
         raise AssertionError(f"unexpected launcher argv: {argv}")
     out = [str(venv_dir() / "bin" / "vllm"), "serve", str(model_dir)]
