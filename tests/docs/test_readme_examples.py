@@ -31,7 +31,7 @@ SKIPPED = {
     "make test   # creates .venv": "runs this very suite (and `make run` needs real vLLM servers)",
     "GATEWAY_MODELS=dots-ocr,qwen3-vl-2b \\": "points at upstreams on other machines",
     "pip install '.[serve]'": "needs a GPU and vLLM",
-    "vllm serve rednote-hilab/dots.ocr": "needs a GPU and vLLM",
+    "vllm serve rednote-hilab/dots.mocr": "needs a GPU and vLLM",
     "make demo": "this test runs the demo itself",
     "make lint     # ruff check": "runs this very suite",
     "curl -X DELETE": "cancels a running job: the jobs example's job has finished (tests/e2e/test_jobs.py cancels)",

@@ -103,7 +103,8 @@ def test_the_models_tab_shows_the_catalogue(stack: Stack, page: Page) -> None:
     page.get_by_role("tab", name="Models").click()
     table = page.locator("#models-table")
     expect(table).to_contain_text("dots-ocr")
-    expect(table).to_contain_text("not servable")  # got-ocr2: configured, but vLLM cannot serve it
+    expect(table).to_contain_text("not served here")  # got-ocr2: configured, served by no upstream of this gateway
+    expect(table).to_contain_text("transformers")  # its engine
     _screenshot(page, "models")
 
 

@@ -181,8 +181,10 @@ def test_the_models_tab_joins_live_status_and_the_catalogue(client: Client) -> N
     assert rows[OCR_MODEL]["status"] == "ready"
     assert "layout" in rows[OCR_MODEL]["tasks"]
     assert rows[CHAT_MODEL]["status"] == "ready"
-    assert rows["got-ocr2"]["status"] == "not servable"
-    assert rows["got-ocr2"]["vLLM"] == "no"
+    # Configured but not served by this gateway; every model now has an engine (got-ocr2: transformers serve).
+    assert rows["got-ocr2"]["status"] == "not served here"
+    assert rows["got-ocr2"]["engine"] == "transformers"
+    assert rows["moondream2"]["engine"] == "llama.cpp"
     assert rows[OCR_MODEL]["fits 16 GB"].startswith("yes")
     assert rows[OCR_MODEL]["context"]  # reported by the stand-in, or planned
     assert list(rows)[:2] == [OCR_MODEL, CHAT_MODEL]  # served models first

@@ -151,9 +151,12 @@ def decode_model_sized(
     size of the upload (what boxes are reported in), for `prepare_model_sized`. Decoding reduced (JPEG DCT
     scaling, a whole-factor reduce for others) bounds the memory of a huge upload the model would shrink anyway.
     A size the policy cannot hold is decoded in full and resized by `prepare_decoded`'s rules (its usual 400).
+    A page within the model's bounds is decoded in full and comes back at its own size: it is sent padded.
     """
 
     def fit(size: tuple[int, int]) -> tuple[int, int] | None:
+        if PAD_WITHIN_BOUNDS and padded_size(size[0], size[1], policy) is not None:
+            return size  # it goes out as it is, padded to whole patches (prepare_decoded): every pixel is needed
         try:
             model_height, model_width = smart_resize(size[1], size[0], policy)
         except ValueError:  # an aspect ratio smart_resize refuses

@@ -215,7 +215,9 @@ async def render_page(
             image, size = await asyncio.to_thread(
                 decode_model_sized, data, model_policy, param=param, max_pixels=max_pixels
             )
-            return SourcePage(number=number, image=image, dpi=None, text=None, original_size=size)
+            # At its own size it is sent padded (prepare_decoded), not as a model-sized page.
+            model_sized = size if image.size != size else None
+            return SourcePage(number=number, image=image, dpi=None, text=None, original_size=model_sized)
         image = await asyncio.to_thread(decode_image, data, param=param, max_pixels=max_pixels)
         return SourcePage(number=number, image=image, dpi=None, text=None)
     rendered = await _render_pdf_page(document.data, number, dpi, pool, max_pixels, param, model_policy)

@@ -60,4 +60,6 @@ def test_an_image_already_small_is_decoded_as_it_is() -> None:
     data = _encoded("PNG", (600, 400))
     image, original = decode_model_sized(data, SMALL, param="file", max_pixels=64_000_000)
     assert original == (600, 400)
-    assert image.size == prepare_image(data, SMALL, param="file", max_pixels=64_000_000).geometry.model
+    # Within the model's bounds it goes out as it is, padded to whole patches: every pixel, no reduction.
+    prepared = prepare_image(data, SMALL, param="file", max_pixels=64_000_000)
+    assert image.size == prepared.geometry.content == (600, 400)
