@@ -166,15 +166,15 @@ def test_both_pages_of_a_pdf_run_concurrently_against_one_server(gateway: Gatewa
 SIZES = [(560, 784), (1700, 2250), (2000, 300), (640, 1800)]
 
 
-def _text_tokens(gateway: GatewayServer, width: int, height: int) -> int:
-    """Prompt tokens of an OCR page minus the image tokens of the size the gateway sent (its smart_resize)."""
+def _text_tokens(gateway: GatewayServer, width: int, height: int, policy: ImagePolicy = POLICY) -> int:
+    """Prompt tokens of an OCR page minus the image tokens of the size the gateway sent under `policy`."""
     response = _post_file(gateway, "/v1/ocr", _png(width, height), "page.png")
     assert response.status_code == 200, response.text
     [page] = response.json()["pages"]
     prompt_tokens = page["usage"]["prompt_tokens"] // page["attempts"]  # usage adds up the attempts
     # The gateway's choice: a page within the bounds goes out padded to whole patches, any other is resized.
-    padded = padded_size(width, height, POLICY)
-    sent_w, sent_h = padded if padded is not None else smart_resize(height, width, POLICY)[::-1]
+    padded = padded_size(width, height, policy)
+    sent_w, sent_h = padded if padded is not None else smart_resize(height, width, policy)[::-1]
     return prompt_tokens - (sent_h // 28) * (sent_w // 28)
 
 
@@ -188,11 +188,14 @@ def test_vllm_never_resizes_a_page_the_gateway_prepared(gateway: GatewayServer) 
 def test_a_gateway_not_told_the_servers_lower_cap_is_caught_by_the_same_arithmetic(
     server: RealVllmServer, tmp_path: Path
 ) -> None:
-    # The counter-proof: without GATEWAY_MODEL_MAX_PIXELS the gateway sends the large page at the config's cap,
-    # vLLM shrinks it, and the remainder no longer matches a small page's.
+    # The counter-proof: without GATEWAY_MODEL_MAX_PIXELS the gateway prepares the large page for the config's
+    # cap and maps boxes back from that size, but vLLM shrinks it to the server's cap: counted against the size
+    # the gateway sent, the remainder is no longer the text's (a small page, under both caps, still matches).
+    config_policy = ImagePolicy(min_pixels=3136, max_pixels=11_289_600, factor=28)  # model_configs/dots-ocr.yaml
     gateway = _start_gateway([server.base_url], tmp_path / "store.sqlite3", model_max_pixels={})
     try:
-        small, large = _text_tokens(gateway, 560, 784), _text_tokens(gateway, 1700, 2250)
+        small = _text_tokens(gateway, 560, 784, config_policy)
+        large = _text_tokens(gateway, 1700, 2250, config_policy)
     finally:
         gateway.stop()
     assert small != large
