@@ -337,7 +337,7 @@ def test_the_gateway_resizes_pages_to_the_cap_its_servers_run_with(
     files = render(plan, configs, invocation="test", out_dir=tmp_path, vllm_image=VLLM_IMAGE, serve_args=serve_args)
     stack = yaml.safe_load(files["compose.yaml"])["services"]
     command = stack[service_name("dots-mocr")]["command"]
-    served_cap = json.loads(command[command.index("--mm-processor-kwargs") + 1])["max_pixels"]
+    served_cap = json.loads(command[command.index("--mm-processor-kwargs") + 1])["size"]["longest_edge"]
     for key, value in stack["gateway"]["environment"].items():
         monkeypatch.setenv(key, value)
     # The container's own config folders are /app/...; here the repo's are the same files.

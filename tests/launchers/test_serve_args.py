@@ -58,7 +58,7 @@ EXPECTED_16GB = {
     "dots-ocr": [
         "rednote-hilab/dots.ocr", "--revision", "main", "--served-model-name", "dots-ocr", *COMMON, "--port", "8101",
         "--gpu-memory-utilization", "0.40", "--max-model-len", "32768", "--max-num-seqs", "8", *LIMIT,
-        "--mm-processor-kwargs", '{"min_pixels":3136,"max_pixels":11289600}', "--trust-remote-code",
+        "--mm-processor-kwargs", '{"size":{"longest_edge":11289600,"shortest_edge":3136}}', "--trust-remote-code",
         *DOTS_EXTRA,
     ],
     "qwen3-vl-2b": [
@@ -69,7 +69,7 @@ EXPECTED_16GB = {
     "qwen2-vl-2b": [
         "Qwen/Qwen2-VL-2B-Instruct", "--revision", "main", "--served-model-name", "qwen2-vl-2b", *COMMON,
         "--port", "8103", "--gpu-memory-utilization", "0.15", "--max-model-len", "8192", "--max-num-seqs", "8",
-        *LIMIT, "--mm-processor-kwargs", '{"min_pixels":3136,"max_pixels":1003520}',
+        *LIMIT, "--mm-processor-kwargs", '{"size":{"longest_edge":1003520,"shortest_edge":3136}}',
     ],
     "phi-3.5-vision": [
         "microsoft/Phi-3.5-vision-instruct", "--revision", "main", "--served-model-name", "phi-3.5-vision", *COMMON,
@@ -81,7 +81,7 @@ EXPECTED_12GB = {
     "dots-ocr": [
         "rednote-hilab/dots.ocr", "--revision", "main", "--served-model-name", "dots-ocr", *COMMON, "--port", "8101",
         "--gpu-memory-utilization", "0.56", "--max-model-len", "24576", "--max-num-seqs", "4", *LIMIT,
-        "--mm-processor-kwargs", '{"min_pixels":3136,"max_pixels":6272000}', "--trust-remote-code",
+        "--mm-processor-kwargs", '{"size":{"longest_edge":6272000,"shortest_edge":3136}}', "--trust-remote-code",
         "--enforce-eager", *DOTS_EXTRA,
     ],
     "qwen3-vl-2b": [
@@ -93,7 +93,7 @@ EXPECTED_12GB = {
     "qwen2-vl-2b": [
         "Qwen/Qwen2-VL-2B-Instruct", "--revision", "main", "--served-model-name", "qwen2-vl-2b", *COMMON,
         "--port", "8103", "--gpu-memory-utilization", "0.20", "--max-model-len", "8192", "--max-num-seqs", "4",
-        *LIMIT, "--mm-processor-kwargs", '{"min_pixels":3136,"max_pixels":1003520}', "--enforce-eager",
+        *LIMIT, "--mm-processor-kwargs", '{"size":{"longest_edge":1003520,"shortest_edge":3136}}', "--enforce-eager",
     ],
     "phi-3.5-vision": [
         "microsoft/Phi-3.5-vision-instruct", "--revision", "main", "--served-model-name", "phi-3.5-vision", *COMMON,
@@ -149,7 +149,7 @@ def test_pixel_placeholders_follow_the_plan_cap_and_never_exceed_the_config() ->
         _args("qwen2-vl-2b", tiny)
     huge = _plan("qwen2-vl-2b", 0.2, 8192, 4, True, "auto", 10**9)
     kwargs = json.loads(_args("qwen2-vl-2b", huge)[_args("qwen2-vl-2b", huge).index("--mm-processor-kwargs") + 1])
-    assert kwargs["max_pixels"] == config.image.max_pixels
+    assert kwargs["size"]["longest_edge"] == config.image.max_pixels
 
 
 def test_vllm_command_and_pinned_version() -> None:
