@@ -20,16 +20,7 @@ def pdf_bytes(contents: list[bytes], *, width_pt: int = 595, height_pt: int = 84
             % (width_pt, height_pt, 4 + 2 * index)
         )
         objects.append(b"<< /Length %d /Filter /FlateDecode >>\nstream\n%s\nendstream" % (len(stream), stream))
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(out)
+    return minimal_pdf(objects, version=b"1.4")
 
 
 def plain_pdf(pages: int = 1) -> bytes:
@@ -45,3 +36,17 @@ def stroke_bomb_pdf(lines: int = 3_000_000, pages: int = 1, seed: int = 7) -> by
     segments = [b"%d %d m %d %d l S\n" % tuple(rng.randrange(600) for _ in range(4)) for _ in range(64)]
     content = b"0.5 w\n" + b"".join(segments[i % 64] for i in range(lines))
     return pdf_bytes([content] * pages)
+
+
+def minimal_pdf(objects: list[bytes], trailer: bytes = b"", *, version: bytes = b"1.7") -> bytes:
+    """A PDF whose objects are numbered from 1 (1 is the catalog), with a correct xref table."""
+    out = bytearray(b"%%PDF-%s\n" % version)
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R %s>>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, trailer, xref)
+    return bytes(out)

@@ -34,6 +34,7 @@ from gateway.documents.sources.pages import (
 from gateway.documents.sources.pdf_render import pdf_pixel_size
 from gateway.documents.sources.render_pool import WorkerDied
 from gateway.errors import InvalidRequest
+from tests.pdfs import minimal_pdf
 
 DOCUMENTS = Path(__file__).resolve().parents[3] / "fixtures" / "documents"
 DEMO_PDF = (DOCUMENTS / "dotsocr_demo_pdf1.pdf").read_bytes()
@@ -52,20 +53,6 @@ def pool() -> Iterator[RenderPool]:
 async def render(document: SourceDocument, number: int, pool: RenderPool, **kw: int) -> SourcePage:
     async with asyncio.timeout(TIMEOUT_S):
         return await render_page(document, number, dpi=kw.pop("dpi", 200), pool=pool, max_pixels=LIMIT, **kw)
-
-
-def minimal_pdf(objects: list[bytes], trailer: bytes = b"") -> bytes:
-    """A PDF whose objects are numbered from 1 (1 is the catalog), with a correct xref table."""
-    out = bytearray(b"%PDF-1.7\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R %s>>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, trailer, xref)
-    return bytes(out)
 
 
 def one_page_pdf(
