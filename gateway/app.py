@@ -112,8 +112,6 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
         ),
         load_scraper=LoadScraper(served, interval_s=settings.load_interval_s, timeout_s=settings.health_timeout_s),
         started_at=int(time.time()),
-        render_pool=render_pool,
-        page_slots=page_slots,
         store=store,
         documents=document_pipeline,
         jobs=JobRunner(store, document_pipeline),
@@ -144,7 +142,7 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
             await state.remote_images.close()
             if limiter is not None:
                 await limiter.close()
-            state.render_pool.shutdown()  # kills renders still running: the grace period is over
+            state.documents.render_pool.shutdown()  # kills renders still running: the grace period is over
             state.store.close()
 
     app = GatewayApp(

@@ -11,9 +11,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from gateway.documents.page_slots import PageSlots
 from gateway.documents.pipeline import DocumentPipeline
-from gateway.documents.sources.pages import RenderPool
 from gateway.jobs.runner import JobRunner
 from gateway.jobs.store import Store
 from gateway.models.registry import ModelConfig
@@ -39,8 +37,6 @@ class GatewayState:
     prober: HealthProber
     load_scraper: LoadScraper  # each replica's vLLM queue length, for load-aware routing
     started_at: int
-    render_pool: RenderPool  # renders PDF pages, sized to the CPU
-    page_slots: PageSlots  # pages of one model in flight at once
     store: Store  # jobs, their uploads and results, the result cache (SQLite)
     documents: DocumentPipeline  # reads documents for /v1/ocr, /v1/layout and jobs
     jobs: JobRunner  # runs jobs in the background, started and stopped by the lifespan

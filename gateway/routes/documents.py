@@ -139,8 +139,8 @@ async def _answer(
         task,
         file,
         options,
-        pool=state.render_pool,
-        slots=state.page_slots,
+        pool=state.documents.render_pool,
+        slots=state.documents.page_slots,
         keep_images=options.format == "png",
     )
     if options.format == "markdown":
