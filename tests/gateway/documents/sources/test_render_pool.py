@@ -22,9 +22,10 @@ TIMEOUT_S = 20  # every wait here is bounded; a spawned worker starts in well un
 def _alive(pid: int) -> bool:
     """Whether `pid` runs (a zombie, killed but not yet reaped, counts as gone)."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except FileNotFoundError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):  # the second when it is reaped between open and read
         return False
+    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
 
 
 def _wait_gone(pid: int) -> bool:
