@@ -19,6 +19,8 @@ import math
 from collections.abc import AsyncIterator
 from typing import Any
 
+from PIL import _imaging as pillow_core  # Pillow's C core: the block allocator's settings
+
 from gateway.errors import ServerBusy
 
 
@@ -86,27 +88,22 @@ def _glibc(function: str) -> Any:
 
 
 _TRIM = _glibc("malloc_trim")
-_MALLOPT = _glibc("mallopt")
-_M_TRIM_THRESHOLD = -1  # <malloc.h>
-_M_MMAP_THRESHOLD = -3
-MMAP_THRESHOLD_BYTES = 4 * 1024 * 1024
-# Setting the mmap threshold also freezes glibc's trim threshold at 128 KiB, and then every freed request body
-# (a 1 MB image in a chat request) shrank the heap and the next one faulted it back in: +3 ms of CPU per 1 MB
-# image request in `make bench`. Free heap up to this much stays; return_freed_memory() hands it back after
-# decodes.
-TRIM_THRESHOLD_BYTES = 64 * 1024 * 1024
+# Pillow allocates an image in blocks of this size (16 MB by default). glibc serves a block from its heaps
+# (which keep it after it is freed) unless it is at least its mmap threshold, which starts at 128 KB and rises
+# with every mapped block freed, up to 32 MB: soon 16 MB blocks came from the heaps. Blocks larger than that
+# ceiling are always mapped and go back to the system when freed, while glibc's thresholds stay dynamic for
+# everything else. (Fixing the mmap threshold at 4 MB with mallopt did the same for images, but then a 1 MB
+# chat body's 12 MB parse buffer, orjson's, was mapped and faulted in on every request: +1 ms of CPU each.)
+PILLOW_BLOCK_BYTES = 64 * 1024 * 1024
 
 
 def map_large_blocks() -> None:
-    """Serve allocations of 4 MB and more with their own mmap, returned to the system when freed.
+    """Make Pillow allocate large images in blocks glibc always maps, so freeing them returns the memory.
 
-    glibc raises its mmap threshold (up to 32 MB) each time a mapped block is freed, after which PIL's 16 MB
-    image blocks come from per-thread heaps that keep them: eight 64 MP decodes at once peaked at 1,368 MB and
-    left 179 MB behind; with a fixed threshold, 498 MB and 84 MB (idle: 81). Setting it fixes it for good.
+    `python -m bench.memory_bombs`, eight 64 MP PNG decodes at once, RSS peak / 3 s after (idle 84 MB): Pillow's
+    16 MB blocks 1,541 / 156 MB; the 4 MB mmap threshold 629 / 210 MB; 64 MB blocks 524-533 / 93-95 MB.
     """
-    if _MALLOPT is not None:
-        _MALLOPT(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
-        _MALLOPT(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)
+    pillow_core.set_block_size(PILLOW_BLOCK_BYTES)
 
 
 def return_freed_memory() -> None:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
+from PIL import _imaging as pillow_core
 
-from gateway.documents.pixel_budget import PixelBudget, return_freed_memory
+from gateway.app import create_app
+from gateway.documents.pixel_budget import PILLOW_BLOCK_BYTES, PixelBudget, return_freed_memory
 from gateway.errors import ServerBusy
+from gateway.settings import Settings
 
 
 async def test_a_page_that_does_not_fit_waits_for_room() -> None:
@@ -65,3 +69,10 @@ async def test_a_cancelled_waiter_gives_nothing_away() -> None:
 
 def test_returning_freed_memory_is_safe_to_call() -> None:
     return_freed_memory()
+
+
+def test_the_gateway_makes_pillow_allocate_blocks_glibc_always_maps(tmp_path: Path) -> None:
+    """64 MB blocks, above glibc's 32 MB dynamic mmap ceiling: a freed image goes back to the system at once."""
+    pillow_core.set_block_size(16 * 1024 * 1024)  # Pillow's default
+    create_app(Settings(models=["qwen3-vl-2b"], store_path=tmp_path / "store.sqlite3"))
+    assert pillow_core.get_block_size() == PILLOW_BLOCK_BYTES > 32 * 1024 * 1024
