@@ -39,18 +39,29 @@ class HealthProber:
         self._models = models
         self._metrics = metrics
         self._interval_s = interval_s
+        self._timeout_s = timeout_s
         self._client = httpx.AsyncClient(timeout=httpx.Timeout(timeout_s), transport=transport)
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     def start(self) -> None:
         """Begin probing in the background; the first round starts at once."""
         self._task = asyncio.create_task(self._loop(), name="upstream-health")
 
     async def close(self) -> None:
+        """Stop after the round under way, then close the client.
+
+        A round is let finish rather than cancelled: a probe cancelled inside httpx's connection handling could
+        leave its socket open past the client's close (seen as an unclosed transport when the loop closed). A
+        round takes at most two requests' timeouts; past that it is cancelled after all.
+        """
+        self._stopping.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            done, _ = await asyncio.wait({self._task}, timeout=2 * self._timeout_s + 1)
+            if not done:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
         await self._client.aclose()
 
     async def probe_all(self) -> None:
@@ -106,9 +117,10 @@ class HealthProber:
         return None
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             try:
                 await self.probe_all()
             except Exception:  # a bug here must not stop probing for good
                 log.exception("health probe round failed")
-            await asyncio.sleep(self._interval_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._interval_s)

@@ -1,5 +1,7 @@
 """The health prober, against respx-mocked upstreams (the control plane runs on httpx)."""
 
+import asyncio
+
 import httpx
 import pytest
 import respx
@@ -121,3 +123,43 @@ async def test_a_busy_replica_that_was_already_down_stays_down() -> None:
         await prober.probe(model, replica)
     await prober.close()
     assert replica.healthy is False
+
+
+async def test_closing_lets_the_round_under_way_finish_instead_of_cancelling_it() -> None:
+    """A probe cancelled inside httpx's connection handling could leave its socket open: close() waits."""
+    model = _model()
+    started, release = asyncio.Event(), asyncio.Event()
+    answered: list[str] = []
+
+    async def slow_health(request: httpx.Request) -> httpx.Response:
+        started.set()
+        await release.wait()
+        answered.append(str(request.url))
+        return httpx.Response(503)
+
+    transport = httpx.MockTransport(slow_health)
+    prober = HealthProber({"dots-ocr": model}, GatewayMetrics(), interval_s=60, timeout_s=5, transport=transport)
+    prober.start()
+    await started.wait()
+    closing = asyncio.create_task(prober.close())
+    await asyncio.sleep(0.05)
+    assert not closing.done()  # waiting for the round, not cancelling it
+    release.set()
+    async with asyncio.timeout(5):
+        await closing
+    assert sorted(answered) == ["http://gpu-a:8000/health", "http://gpu-b:8000/health"]
+
+
+async def test_a_round_that_hangs_past_its_timeouts_is_cancelled_at_close() -> None:
+    model = _model()
+
+    async def never(request: httpx.Request) -> httpx.Response:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    transport = httpx.MockTransport(never)  # ignores the client's timeout: only close() can end it
+    prober = HealthProber({"dots-ocr": model}, GatewayMetrics(), interval_s=60, timeout_s=0.1, transport=transport)
+    prober.start()
+    await asyncio.sleep(0.05)
+    async with asyncio.timeout(5):
+        await prober.close()  # 2 x 0.1 s + 1 s, then cancelled
