@@ -27,8 +27,10 @@ from PIL import Image
 
 from gateway.documents.images.geometry import smart_resize
 from gateway.documents.images.prepare import padded_size
+from gateway.documents.page import REPETITION_FINISH
 from gateway.models.fitting import PlanOverrides
-from gateway.models.registry import ImagePolicy
+from gateway.models.registry import ImagePolicy, load_registry
+from gateway.settings import PROJECT_ROOT
 from tests.conftest import gateway_settings
 from tests.real_vllm.backends import vllm_backend
 from tests.real_vllm.conftest import TINY_SPECS, RealServers
@@ -151,6 +153,34 @@ def test_a_page_through_ocr_and_layout_never_fails_on_garbage(gateway: GatewaySe
         x1, y1, x2, y2 = element["bbox"]
         assert 0 <= x1 < x2 <= 1700
         assert 0 <= y1 < y2 <= 2250
+
+
+def test_the_configs_repetition_detection_ends_a_loop_on_the_real_server(server: RealVllmServer) -> None:
+    # The field the gateway sends with every document request, as the config has it. Greedy decoding makes the
+    # random model loop at once (at the config's temperature it wanders instead); without the field the same
+    # request runs to its budget. `python -m bench.repetition_cut --tiny-vllm dots-ocr` measures the same.
+    detection = load_registry(PROJECT_ROOT / "model_configs", PROJECT_ROOT / "prompts")[MODEL].sampling
+    assert detection.repetition_detection is not None
+    budget = 1024
+    body: dict[str, Any] = {
+        "model": MODEL,
+        "messages": _image_message(_png(280, 196)),
+        "temperature": 0,
+        "max_completion_tokens": budget,
+        "ignore_eos": True,
+    }
+    with httpx.Client(timeout=120) as http:
+        cut = http.post(
+            server.base_url + "/chat/completions",
+            json={**body, "repetition_detection": detection.repetition_detection.model_dump()},
+        )
+        uncut = http.post(server.base_url + "/chat/completions", json=body)
+    assert cut.status_code == uncut.status_code == 200, (cut.text, uncut.text)
+    [choice] = cut.json()["choices"]
+    assert (choice["finish_reason"], choice["stop_reason"]) == (REPETITION_FINISH, "repetition_detected")
+    assert cut.json()["usage"]["completion_tokens"] <= budget // 10  # the target: <= 10 % of the budget
+    assert uncut.json()["choices"][0]["finish_reason"] == "length"
+    assert uncut.json()["usage"]["completion_tokens"] == budget
 
 
 def test_both_pages_of_a_pdf_run_concurrently_against_one_server(gateway: GatewayServer) -> None:
