@@ -18,8 +18,9 @@ from tests.real_vllm.vllm_server import CPU_MAX_MODEL_LEN, Launch, RealVllmServe
 # Tokens around each image besides the (h/factor)(w/factor) it is resized to: Qwen2-VL's chat template wraps
 # the placeholder in <|vision_start|> and <|vision_end|>; dots.ocr is served with content format "string",
 # where vLLM puts <|img|><|imgpad|><|endofimg|> and a newline before a text that lacks them. Qwen3-VL wraps
-# like Qwen2-VL, with 32 px per token (16 px patches, 2x2 merge).
-IMAGE_OVERHEAD = {"qwen2-vl-2b": 2, "dots-ocr": 3, "qwen3-vl-2b": 2}
+# like Qwen2-VL, with 32 px per token (16 px patches, 2x2 merge). PaddleOCR-VL's template puts
+# <|IMAGE_START|><|IMAGE_PLACEHOLDER|><|IMAGE_END|>, GLM-OCR's <|begin_of_image|><|image|><|end_of_image|>.
+IMAGE_OVERHEAD = {"qwen2-vl-2b": 2, "dots-ocr": 3, "qwen3-vl-2b": 2, "paddleocr-vl": 2, "glm-ocr": 2}
 # The stand-in's reply is long and paced so a stream lasts long enough to be left mid-way.
 STANDIN_REPLY = " ".join(f"word{i}" for i in range(4000))
 STANDIN_TOKENS_PER_S = 200.0

@@ -14,7 +14,7 @@ from pathlib import Path
 from tests.real_vllm.vllm_env import server_env, tiny_models_dir, venv_python
 
 SPECS = Path(__file__).resolve().parent / "tiny_models"
-_BUILDER_FILES = ("build.py", "dots_weights.py")
+_BUILDER_FILES = ("build.py", "dots_weights.py", "mtp_weights.py")
 
 
 def spec_hash(name: str) -> str:

@@ -52,6 +52,8 @@ def train_tokenizer(tokens: dict[str, object], vocab_size: int, out: Path) -> No
         "bos_token": None,
         "model_max_length": 131072,
         "extra_special_tokens": special,
+        # Model-specific names a processor reads (PaddleOCR-VL's `image_token`), as the hub checkpoints spell them.
+        **tokens.get("named_tokens", {}),  # type: ignore[dict-item]
     }
     (out / "tokenizer_config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
 
@@ -65,7 +67,8 @@ def build(spec: Path, out: Path) -> None:
         shutil.copy(code, out / code.name)
     tokens = json.loads((spec / "tokens.json").read_text(encoding="utf-8"))
     raw_config = json.loads((spec / "config.json").read_text(encoding="utf-8"))
-    train_tokenizer(tokens, raw_config["vocab_size"], out)
+    vocab_size = raw_config.get("vocab_size") or raw_config["text_config"]["vocab_size"]  # flat or nested config
+    train_tokenizer(tokens, vocab_size, out)
     tokenizer = AutoTokenizer.from_pretrained(out, trust_remote_code=True)
     for index, token in enumerate(tokens["special_tokens"]):
         if tokenizer.convert_tokens_to_ids(token) != index:
@@ -79,6 +82,9 @@ def build(spec: Path, out: Path) -> None:
         model = AutoModelForImageTextToText.from_config(config, dtype=torch.float32)
         model.save_pretrained(out)
         # save_pretrained rewrites config.json in transformers' own layout; vLLM reads either.
+        import mtp_weights  # a no-op unless the text config has next-n prediction (MTP) layers
+
+        mtp_weights.save_random_mtp_layers(model, out)
     print(f"built {raw_config['architectures'][0]} in {out}", flush=True)
 
 
