@@ -1,0 +1,100 @@
+"""Pages through the gateway's document endpoints against a real vLLM, and the token arithmetic that checks them.
+
+vLLM reports `usage.prompt_tokens`: the chat template's text, the prompt, and the image tokens of the image it
+finally encoded. The gateway prepares every page at a size the model's processor keeps as it is, so a page's
+prompt tokens must be exactly: the official prompt rendered by the model's own template (counted by the
+server's `/tokenize`), plus the tokens around the image placeholder, plus (w / factor) · (h / factor) for the
+size the gateway sent. Any other number means vLLM resized the page again (boxes would no longer map back) or
+the gateway did not send the official prompt.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import httpx
+from PIL import Image
+
+from gateway.documents.images.geometry import smart_resize
+from gateway.documents.images.prepare import padded_size
+from gateway.models.registry import ImagePolicy, PromptKey
+from gateway.settings import PROJECT_ROOT
+from tests.conftest import gateway_settings
+from tests.real_vllm.vllm_server import RealVllmServer
+from tests.running_gateway import GatewayServer
+
+FIXTURES = PROJECT_ROOT / "tests" / "fixtures" / "documents"
+PAGE = FIXTURES / "dotsocr_demo_image1.jpg"  # 1700 x 2250, a real document page
+SHORT = {"max_completion_tokens": "24"}  # random text: a few tokens show the whole path as well as many
+
+
+def png(width: int, height: int) -> bytes:
+    """A blank (near-white) RGB page of that size, PNG-encoded."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (250, 250, 250)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def post_file(gateway: GatewayServer, path: str, data: bytes, name: str, **fields: str) -> httpx.Response:
+    """A multipart upload to one of the gateway's document endpoints, answers kept short."""
+    files = {"file": (name, data, "application/octet-stream")}
+    return httpx.post(gateway.root_url + path, files=files, data={**SHORT, **fields}, timeout=300)
+
+
+def start_gateway(model: str, upstreams: list[str], store: Path, **overrides: Any) -> GatewayServer:
+    """A ready gateway serving `model` from `upstreams`, with timeouts for a tiny model on 2 busy cores."""
+    values: dict[str, Any] = {
+        "store_path": store,
+        "read_timeout_s": 120.0,
+        "health_timeout_s": 5.0,
+        "health_interval_s": 0.5,
+        **overrides,
+    }
+    gateway = GatewayServer(gateway_settings({model: upstreams}, **values)).start()
+    gateway.wait_ready()
+    return gateway
+
+
+def sent_size(width: int, height: int, policy: ImagePolicy) -> tuple[int, int]:
+    """(width, height) of the image the gateway sends for a page: padded to whole patches when that fits the
+    policy, else resized by smart_resize."""
+    padded = padded_size(width, height, policy)
+    if padded is not None:
+        return padded
+    resized_height, resized_width = smart_resize(height, width, policy)
+    return resized_width, resized_height
+
+
+def image_tokens(width: int, height: int, policy: ImagePolicy) -> int:
+    """The image tokens of the page the gateway sends: one per factor x factor square."""
+    sent_width, sent_height = sent_size(width, height, policy)
+    return (sent_width // policy.factor) * (sent_height // policy.factor)
+
+
+def official_prompt(server: RealVllmServer, key: PromptKey = "ocr") -> str:
+    """The prompt file the model's config names (pinned to its source by tests/test_prompts.py), with its prefix."""
+    config = server.launch.config
+    return config.prompt_prefix + (PROJECT_ROOT / "prompts" / config.prompts[key]).read_bytes().decode("utf-8")
+
+
+def template_tokens(server: RealVllmServer, text: str) -> int:
+    """Tokens of one user message holding only `text`, rendered by the server's chat template (vLLM `/tokenize`)."""
+    body = {
+        "model": server.model_name,
+        "messages": [{"role": "user", "content": [{"type": "text", "text": text}]}],
+        "add_generation_prompt": True,
+    }
+    response = httpx.post(f"{server.root_url}/tokenize", json=body, timeout=60)
+    assert response.status_code == 200, response.text
+    count: int = response.json()["count"]
+    return count
+
+
+def prompt_tokens_per_attempt(page: dict[str, Any]) -> int:
+    """One attempt's prompt tokens: the page's usage adds up its attempts (retries send the same prompt)."""
+    total: int = page["usage"]["prompt_tokens"]
+    attempts: int = page["attempts"]
+    assert total % attempts == 0, page
+    return total // attempts
