@@ -1,0 +1,90 @@
+"""PaddleOCR-VL (`PaddleOCRVLForConditionalGeneration`) behind the gateway, on the real vLLM (CPU build, tiny model).
+
+The server runs the launcher's own argv for paddleocr-vl on a 16 GB card (`--trust-remote-code`, min/max_pixels
+processor kwargs, the recipe's flags), so the gateway's image policy is the config's (147,384 to 2,822,400 px,
+factor 28). Random weights answer garbage: what is checked is the request the gateway builds (accepted, the
+official "OCR:" prompt, exact image tokens) and the shape of its answer. No /v1/layout: the config offers OCR
+only (the page's boxes come from a separate detector in PaddleOCR's pipeline).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.real_vllm.backends import IMAGE_OVERHEAD
+from tests.real_vllm.conftest import RealServers
+from tests.real_vllm.gateway_pages import (
+    PAGE,
+    image_tokens,
+    official_prompt,
+    png,
+    post_file,
+    prompt_tokens_per_attempt,
+    start_gateway,
+    template_tokens,
+)
+from tests.real_vllm.vllm_server import RealVllmServer
+from tests.running_gateway import GatewayServer
+
+pytestmark = pytest.mark.real_vllm
+
+MODEL = "paddleocr-vl"
+# Within the bounds (sent padded), odd sides, a wide strip, under the minimum (scaled up), an A4 scan at 300 DPI
+# (8.7 MP: scaled down to the 2,822,400 px cap).
+SIZES = [(560, 784), (641, 1799), (2000, 300), (100, 50), (2480, 3508)]
+
+
+@pytest.fixture(scope="module")
+def server(real_servers: RealServers) -> RealVllmServer:
+    return real_servers.get(MODEL)
+
+
+@pytest.fixture(scope="module")
+def gateway(server: RealVllmServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayServer]:
+    gw = start_gateway(MODEL, [server.base_url], tmp_path_factory.mktemp("store") / "store.sqlite3")
+    yield gw
+    gw.stop()
+
+
+@pytest.fixture(scope="module")
+def text_tokens(server: RealVllmServer) -> int:
+    """The prompt's tokens besides the image's: the official prompt in the model's template, the image's wrapper."""
+    assert official_prompt(server) == "OCR:"
+    return template_tokens(server, official_prompt(server)) + IMAGE_OVERHEAD[MODEL]
+
+
+@pytest.mark.parametrize(("width", "height"), SIZES)
+def test_vllm_counts_the_image_tokens_of_the_size_the_gateway_sent(
+    gateway: GatewayServer, server: RealVllmServer, text_tokens: int, width: int, height: int
+) -> None:
+    response = post_file(gateway, "/v1/ocr", png(width, height), "page.png")
+    assert response.status_code == 200, response.text
+    [page] = response.json()["pages"]
+    expected = text_tokens + image_tokens(width, height, server.launch.image_policy)
+    assert prompt_tokens_per_attempt(page) == expected
+
+
+def test_a_page_through_ocr_is_answered_with_the_real_request_shape(
+    gateway: GatewayServer, server: RealVllmServer, text_tokens: int
+) -> None:
+    response = post_file(gateway, "/v1/ocr", PAGE.read_bytes(), "page.jpg")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["object"], body["model"]) == ("document.ocr", MODEL)
+    [page] = body["pages"]
+    assert page["status"] in ("ok", "repaired", "degraded")
+    assert (page["width"], page["height"]) == (1700, 2250)
+    assert isinstance(page["markdown"], str)
+    assert "elements" not in page or page["elements"] == []
+    # vLLM took the gateway's request as it is (sampling, repetition_detection, the data: URL) and counted it.
+    assert prompt_tokens_per_attempt(page) == text_tokens + image_tokens(1700, 2250, server.launch.image_policy)
+    assert page["usage"]["completion_tokens"] >= page["attempts"]
+    assert body["usage"] == page["usage"]
+
+
+def test_layout_is_refused_before_any_upstream_call(gateway: GatewayServer) -> None:
+    response = post_file(gateway, "/v1/layout", png(280, 196), "page.png", model=MODEL)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == "model"
