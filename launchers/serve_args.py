@@ -141,11 +141,13 @@ def lowered_pixel_caps(plan: Plan, configs: Mapping[str, ModelConfig]) -> dict[s
 
 
 def mm_processor_kwargs(config: ModelConfig, plan: ModelPlan) -> dict[str, JsonValue]:
-    """The config's processor kwargs with the pixel placeholders filled in (max: the plan's cap)."""
+    """The config's processor kwargs with the pixel placeholders filled in (max: the plan's cap), in the units the
+    processor compares them with (`serving.mm_pixel_frames` times the policy's h · w pixels)."""
     max_pixels = served_max_pixels(config, plan)
+    frames = config.serving.mm_pixel_frames if config.serving else 1
     values: dict[str, JsonValue] = {
-        "{min_pixels}": config.image.min_pixels,
-        "{max_pixels}": max_pixels,
+        "{min_pixels}": config.image.min_pixels * frames,
+        "{max_pixels}": max_pixels * frames,
     }
 
     def fill(value: JsonValue) -> JsonValue:

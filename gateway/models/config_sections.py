@@ -109,6 +109,10 @@ class Serving(Strict):
     # vLLM's --mm-processor-kwargs, in the keys this model's processor reads. A string value "{min_pixels}" or
     # "{max_pixels}" becomes that bound of the image policy, as the memory plan caps it.
     mm_processor_kwargs: dict[str, JsonValue] = Field(default_factory=dict)
+    # How many frames the server's processor counts one image as against those bounds: GLM-4V's image processors
+    # (GLM-OCR's) keep `temporal_patch_size · h · w` within them, 2 · h · w; Qwen's keep h · w. The launchers
+    # multiply the placeholders' numbers by it, so the image policy stays in h · w pixels for everyone else.
+    mm_pixel_frames: int = Field(1, ge=1)
     # A quantization the checkpoint needs whatever the card ("fp8" for an fp8 checkpoint); the planner may add
     # fp8 on its own when a set does not fit.
     quantization: Literal["fp8"] | None = None

@@ -152,6 +152,17 @@ def test_pixel_placeholders_follow_the_plan_cap_and_never_exceed_the_config() ->
     assert kwargs["size"]["longest_edge"] == config.image.max_pixels
 
 
+def test_pixel_bounds_go_out_in_the_units_the_processor_compares_them_in() -> None:
+    # GLM-OCR's processor keeps temporal_patch_size · h · w = 2 · h · w within `size`: the policy's h · w bounds,
+    # the plan's lowered cap included, go out doubled, or vLLM sizes its encoder cache for half the pages' pixels.
+    config = REGISTRY["glm-ocr"]
+    args = _args("glm-ocr", _plan("glm-ocr", 0.3, 8192, 2, False, "auto", 1_003_520))
+    kwargs = json.loads(args[args.index("--mm-processor-kwargs") + 1])
+    assert kwargs == {"size": {"shortest_edge": 2 * config.image.min_pixels, "longest_edge": 2 * 1_003_520}}
+    qwen = _args("qwen2-vl-2b", _plan("qwen2-vl-2b", 0.3, 8192, 2, False, "auto", 1_003_520))
+    assert json.loads(qwen[qwen.index("--mm-processor-kwargs") + 1])["size"]["longest_edge"] == 1_003_520
+
+
 def test_vllm_command_and_pinned_version() -> None:
     plan = PLANS_16GB["qwen2-vl-2b"]
     command = server_command(REGISTRY["qwen2-vl-2b"], plan, host="0.0.0.0", port=8000)
