@@ -64,6 +64,14 @@ class SamplingDefaults(Strict):
             raise ValueError("max_completion_tokens must not exceed max_completion_tokens_cap")
         return self
 
+    @model_validator(mode="after")
+    def _retries_can_sample(self) -> SamplingDefaults:
+        # top_k 1 keeps only the likeliest token, so every temperature gives the greedy answer again: the retries
+        # would repeat the first attempt. (With MTP drafting, vLLM 0.32's CPU build also died on such requests.)
+        if self.extra_body.get("top_k") == 1 and any(temperature > 0 for temperature in self.retry_temperatures):
+            raise ValueError("extra_body top_k 1 makes every retry temperature greedy: drop top_k or the retries")
+        return self
+
 
 class ImagePolicy(Strict):
     """The model's smart-resize policy: sides are multiples of `factor`, area within [min, max] pixels."""

@@ -95,6 +95,20 @@ def _write(tmp_path: Path, name: str, changes: dict[str, object], drop: tuple[st
             (),
             "sampling.repetition_detection",
         ),
+        (
+            {
+                "sampling": {
+                    "temperature": 0,
+                    "top_p": 1,
+                    "max_completion_tokens": 1,
+                    "max_completion_tokens_cap": 1,
+                    "retry_temperatures": [0.2],
+                    "extra_body": {"top_k": 1},  # greedy at any temperature: the retry would repeat the answer
+                }
+            },
+            (),
+            "sampling",
+        ),
         ({"serving": {"port": 8103, "max_model_len": 99_999_999, "max_num_seqs": 1}}, (), "(file)"),
         ({"prompts": {"poetry": "qwen2-vl-2b/ocr.txt"}}, (), "prompts.poetry.[key]"),
     ],
