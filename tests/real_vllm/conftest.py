@@ -18,7 +18,12 @@ from tests.real_vllm.vllm_env import is_installed, venv_dir
 from tests.real_vllm.vllm_server import RealVllmServer
 
 # Served name (model_configs/) -> tiny model spec (tests/real_vllm/tiny_models/).
-TINY_SPECS = {"qwen2-vl-2b": "qwen2-vl", "dots-ocr": "dots-ocr", "qwen3-vl-2b": "qwen3-vl"}
+TINY_SPECS = {
+    "qwen2-vl-2b": "qwen2-vl",
+    "dots-ocr": "dots-ocr",
+    "qwen3-vl-2b": "qwen3-vl",
+    "lightonocr": "lightonocr",
+}
 
 
 class RealServers:

@@ -50,10 +50,7 @@ class Launch:
     @property
     def image_policy(self) -> ImagePolicy:
         """The pixel policy the server runs with: the config's, max capped as the plan caps it."""
-        image = self.config.image
-        return ImagePolicy(
-            min_pixels=image.min_pixels, max_pixels=served_max_pixels(self.config, self.plan), factor=image.factor
-        )
+        return self.config.image.model_copy(update={"max_pixels": served_max_pixels(self.config, self.plan)})
 
 
 def launcher_plan(model_name: str, overrides: PlanOverrides | None = None) -> tuple[ModelConfig, ModelPlan]:
