@@ -23,6 +23,7 @@ TINY_SPECS = {
     "dots-ocr": "dots-ocr",
     "qwen3-vl-2b": "qwen3-vl",
     "lightonocr": "lightonocr",
+    "deepseek-ocr-2": "deepseek-ocr-2",
 }
 
 

@@ -4,7 +4,7 @@ Runs under the vLLM venv's Python (it has torch, transformers and tokenizers), n
 A spec folder holds the model's `config.json` (the real architecture with tiny widths and depths, but
 the real patch and merge sizes so image-token arithmetic is the real one), `tokens.json` (special tokens in
 id order, eos, pad and bos), and whatever else the checkpoint ships and vLLM reads: `preprocessor_config.json`,
-`processor_config.json` (LightOnOCR), `chat_template.jinja`,
+`processor_config.json` (LightOnOCR), `chat_template.jinja` (not DeepSeek-OCR-2, whose hub repo has none),
 `configuration_dots.py` (dots.ocr). Every file but `tokens.json` is copied as it is. The tokenizer is a
 byte-level BPE trained here on a little generated text. Weights are random (seeded): the answers are
 garbage, everything around them is real.
@@ -68,7 +68,7 @@ def train_tokenizer(tokens: dict[str, object], vocab_size: int, out: Path) -> No
 
 def language_config(raw_config: dict[str, Any]) -> dict[str, Any]:
     """The language model's part of a config.json: the top level (Qwen2-VL, dots.ocr), `text_config`
-    (LightOnOCR's mistral3) or `language_config`."""
+    (LightOnOCR's mistral3) or `language_config` (DeepSeek-OCR-2's deepseek_vl_v2)."""
     for key in ("text_config", "language_config"):
         if key in raw_config:
             nested: dict[str, Any] = raw_config[key]
@@ -96,6 +96,8 @@ def build(spec: Path, out: Path) -> None:
         dots_weights.save_random_weights(AutoConfig.from_pretrained(out, trust_remote_code=True), out)
     elif architecture == "LightOnOCRForConditionalGeneration":
         save_lightonocr_weights(raw_config, out)
+    elif architecture == "DeepseekOCR2ForCausalLM":
+        pass  # no weights: vLLM's dummy loader fills them (see DUMMY_WEIGHT_SUBSTITUTIONS in vllm_server.py)
     else:
         config = AutoConfig.from_pretrained(out, trust_remote_code=True)
         model = AutoModelForImageTextToText.from_config(config, dtype=torch.float32)
