@@ -114,16 +114,22 @@ def output_budget(requested: int, model: ServedModel, image: PreparedImage) -> i
 
     A server started with a shorter `--max-model-len` than the config's answer length refuses every page
     (400 `max_tokens ... cannot be greater than max_model_len`, or over the context on older vLLM). Image
-    tokens are exact for the page as sent, (w / factor) · (h / factor); the prompt's text gets the planner's
-    allowance. Until the upstream has reported its length, the config's own cap stands.
+    tokens are exact for the page as sent, (w / factor) · (h / factor), capped by the architecture's fixed
+    budget when it has one: DeepSeek-OCR-2's factor is 1 (pages go out unresampled; vLLM tiles them) and it
+    spends at most 1,121 tokens on any page, where w · h would leave every page a budget of 1 token. The
+    prompt's text gets the planner's allowance. Until the upstream has reported its length, the config's own
+    cap stands.
     """
     context = model.max_model_len
     if context is None:
         return requested
     width, height = image.geometry.model
     factor = model.image.factor
-    prompt_tokens = (width // factor) * (height // factor) + PROMPT_TOKENS
-    return max(1, min(requested, context - prompt_tokens))
+    image_tokens = (width // factor) * (height // factor)
+    fixed = model.config.architecture.image_tokens_max
+    if fixed is not None:
+        image_tokens = min(image_tokens, fixed)
+    return max(1, min(requested, context - image_tokens - PROMPT_TOKENS))
 
 
 def layout_prompt(model: ServedModel, mode: str) -> PromptKey:

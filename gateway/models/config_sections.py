@@ -74,16 +74,20 @@ class SamplingDefaults(Strict):
 
 
 class ImagePolicy(Strict):
-    """The model's smart-resize policy: sides are multiples of `factor`, area within [min, max] pixels."""
+    """The model's smart-resize policy: sides are multiples of `factor`, area within [min, max] pixels, and
+    the longer side at most `max_side` when the processor also bounds it (Pixtral's `longest_edge`)."""
 
     min_pixels: int = Field(ge=1)
     max_pixels: int = Field(ge=1)
     factor: int = Field(ge=1)
+    max_side: int | None = Field(None, ge=1, description="longest side in pixels; None: only the area bounds it")
 
     @model_validator(mode="after")
     def _min_below_max(self) -> ImagePolicy:
         if self.min_pixels > self.max_pixels:
             raise ValueError("min_pixels must not exceed max_pixels")
+        if self.max_side is not None and self.max_side < self.factor:
+            raise ValueError("max_side must be at least one factor")
         return self
 
 

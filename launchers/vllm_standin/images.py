@@ -1,7 +1,7 @@
 """Images in a chat request as vLLM's media loader sees them: decoded in full, errors in vLLM's words.
 
 vLLM opens `data:` URLs with PIL and loads every pixel, so a non-image or a truncated file is a 400
-"Failed to load image: <PIL's reason>". With an image policy (the model's smart-resize rule) an image
+"Failed to load image: <PIL's reason>". With an image policy (the model's resize rule) an image
 costs (h/factor)·(w/factor) tokens after resizing, plus the tokens around the placeholder that the
 model's chat template adds (Qwen2-VL's <|vision_start|> and <|vision_end|>: 2), as vLLM counts them.
 """
@@ -55,12 +55,20 @@ def image_prompt_tokens(image: Image.Image | None, policy: ImagePolicy | None, f
 
 
 def processor_resize(height: int, width: int, policy: ImagePolicy) -> tuple[int, int]:
-    """The size the model's processor resizes an image to (transformers' Qwen2-VL `smart_resize`).
+    """The size the model's processor resizes an image to: transformers' Qwen2-VL `smart_resize`, or Pixtral's
+    rule for a policy with a longest side (LightOnOCR), which bounds only that side.
 
     Written here on its own rather than imported from the gateway, so that the stand-in checks the gateway's
     resizing against an independent copy of the server's rule instead of agreeing with it by construction.
     """
     factor = policy.factor
+    if policy.max_side is not None:
+        # transformers' pixtral get_resize_output_image_size: shrink (floored) to fit the longest edge, then
+        # round each side up to whole merged patches.
+        ratio = max(height / policy.max_side, width / policy.max_side)
+        if ratio > 1:
+            height, width = math.floor(height / ratio), math.floor(width / ratio)
+        return (height - 1) // factor * factor + factor, (width - 1) // factor * factor + factor
     h_bar = max(factor, round(height / factor) * factor)
     w_bar = max(factor, round(width / factor) * factor)
     if h_bar * w_bar > policy.max_pixels:

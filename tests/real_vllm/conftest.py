@@ -17,13 +17,17 @@ from tests.real_vllm.tiny_model_cache import tiny_model
 from tests.real_vllm.vllm_env import is_installed, venv_dir
 from tests.real_vllm.vllm_server import RealVllmServer
 
-# Served name (model_configs/) -> tiny model spec (tests/real_vllm/tiny_models/).
+# Served name (model_configs/) -> tiny model spec (tests/real_vllm/tiny_models/). dots.mocr's checkpoint has
+# dots.ocr's architecture, config and processor (rednote-hilab/dots.mocr config.json): one spec serves both.
 TINY_SPECS = {
     "qwen2-vl-2b": "qwen2-vl",
     "dots-ocr": "dots-ocr",
     "qwen3-vl-2b": "qwen3-vl",
     "paddleocr-vl": "paddleocr-vl",
     "glm-ocr": "glm-ocr",
+    "dots-mocr": "dots-ocr",
+    "lightonocr": "lightonocr",
+    "deepseek-ocr-2": "deepseek-ocr-2",
 }
 
 

@@ -1,11 +1,12 @@
-"""Pages through the gateway's document endpoints against a real vLLM, and the token arithmetic that checks them.
+"""The gateway in front of a real vLLM server, as the tier's tests drive it, and the token arithmetic that checks
+the pages it sends.
 
 vLLM reports `usage.prompt_tokens`: the chat template's text, the prompt, and the image tokens of the image it
 finally encoded. The gateway prepares every page at a size the model's processor keeps as it is, so a page's
 prompt tokens must be exactly: the official prompt rendered by the model's own template (counted by the
-server's `/tokenize`), plus the tokens around the image placeholder, plus (w / factor) · (h / factor) for the
-size the gateway sent. Any other number means vLLM resized the page again (boxes would no longer map back) or
-the gateway did not send the official prompt.
+server's `/tokenize`), plus the tokens around the image placeholder, plus one per patch of the size the gateway
+sent. Any other number means vLLM resized the page again (boxes would no longer map back) or the gateway did
+not send the official prompt.
 """
 
 from __future__ import annotations
@@ -26,28 +27,18 @@ from tests.real_vllm.vllm_server import RealVllmServer
 from tests.running_gateway import GatewayServer
 
 FIXTURES = PROJECT_ROOT / "tests" / "fixtures" / "documents"
-PAGE = FIXTURES / "dotsocr_demo_image1.jpg"  # 1700 x 2250, a real document page
+PAGE = FIXTURES / "dotsocr_demo_image1.jpg"  # 1700 x 2250, a scanned page
+PDF = FIXTURES / "dotsocr_demo_pdf1.pdf"  # two pages
 SHORT = {"max_completion_tokens": "24"}  # random text: a few tokens show the whole path as well as many
 
 
-def png(width: int, height: int) -> bytes:
-    """A blank (near-white) RGB page of that size, PNG-encoded."""
-    buffer = io.BytesIO()
-    Image.new("RGB", (width, height), (250, 250, 250)).save(buffer, "PNG")
-    return buffer.getvalue()
-
-
-def post_file(gateway: GatewayServer, path: str, data: bytes, name: str, **fields: str) -> httpx.Response:
-    """A multipart upload to one of the gateway's document endpoints, answers kept short."""
-    files = {"file": (name, data, "application/octet-stream")}
-    return httpx.post(gateway.root_url + path, files=files, data={**SHORT, **fields}, timeout=300)
-
-
 def start_gateway(model: str, upstreams: list[str], store: Path, **overrides: Any) -> GatewayServer:
-    """A ready gateway serving `model` from `upstreams`, with timeouts for a tiny model on 2 busy cores."""
+    """A ready gateway serving `model` from `upstreams`; `overrides` are Settings fields."""
+    # Real timeouts: a tiny model on 2 cores still takes a second or two per page under load, DeepSeek-OCR-2's
+    # real-size vision encoders several.
     values: dict[str, Any] = {
         "store_path": store,
-        "read_timeout_s": 120.0,
+        "read_timeout_s": 300.0,
         "health_timeout_s": 5.0,
         "health_interval_s": 0.5,
         **overrides,
@@ -57,20 +48,55 @@ def start_gateway(model: str, upstreams: list[str], store: Path, **overrides: An
     return gateway
 
 
+def blank_png(width: int, height: int) -> bytes:
+    """A blank (near-white) RGB page of that size, PNG-encoded."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (250, 250, 250)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def post_file(gateway: GatewayServer, path: str, data: bytes, name: str, **fields: str) -> httpx.Response:
+    """A multipart upload to a document endpoint, with a short output budget unless `fields` set one."""
+    files = {"file": (name, data, "application/octet-stream")}
+    return httpx.post(gateway.root_url + path, files=files, data={**SHORT, **fields}, timeout=600)
+
+
+def one_page(response: httpx.Response) -> dict[str, Any]:
+    """The only page of a 200 document response, read as well-formed (never failed on garbage text)."""
+    assert response.status_code == 200, response.text
+    [page] = response.json()["pages"]
+    assert page["status"] in ("ok", "repaired", "degraded"), page
+    page_dict: dict[str, Any] = page
+    return page_dict
+
+
+def prompt_tokens_per_attempt(page: dict[str, Any]) -> int:
+    """One attempt's prompt tokens: the page's usage adds up its attempts (retries send the same prompt)."""
+    total: int = page["usage"]["prompt_tokens"]
+    attempts: int = page["attempts"]
+    assert total > 0, page
+    assert total % attempts == 0, page
+    return total // attempts
+
+
 def sent_size(width: int, height: int, policy: ImagePolicy) -> tuple[int, int]:
-    """(width, height) of the image the gateway sends for a page: padded to whole patches when that fits the
-    policy, else resized by smart_resize."""
+    """(width, height) the gateway sends a page at: padded to whole patches within the bounds, else resized."""
     padded = padded_size(width, height, policy)
     if padded is not None:
         return padded
-    resized_height, resized_width = smart_resize(height, width, policy)
-    return resized_width, resized_height
+    model_height, model_width = smart_resize(height, width, policy)
+    return model_width, model_height
+
+
+def patch_tokens(size: tuple[int, int], side: int) -> int:
+    """Image tokens of a (width, height) image that costs one token per `side` x `side` pixels."""
+    width, height = size
+    return (width // side) * (height // side)
 
 
 def image_tokens(width: int, height: int, policy: ImagePolicy) -> int:
     """The image tokens of the page the gateway sends: one per factor x factor square."""
-    sent_width, sent_height = sent_size(width, height, policy)
-    return (sent_width // policy.factor) * (sent_height // policy.factor)
+    return patch_tokens(sent_size(width, height, policy), policy.factor)
 
 
 def official_prompt(server: RealVllmServer, key: PromptKey = "ocr") -> str:
@@ -92,9 +118,9 @@ def template_tokens(server: RealVllmServer, text: str) -> int:
     return count
 
 
-def prompt_tokens_per_attempt(page: dict[str, Any]) -> int:
-    """One attempt's prompt tokens: the page's usage adds up its attempts (retries send the same prompt)."""
-    total: int = page["usage"]["prompt_tokens"]
-    attempts: int = page["attempts"]
-    assert total % attempts == 0, page
-    return total // attempts
+def assert_boxes_inside(page: dict[str, Any]) -> None:
+    """Every element's box lies in the upload's pixels, whatever the model answered."""
+    for element in page.get("elements", []):
+        x1, y1, x2, y2 = element["bbox"]
+        assert 0 <= x1 < x2 <= page["width"], element
+        assert 0 <= y1 < y2 <= page["height"], element

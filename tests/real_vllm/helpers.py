@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from PIL import Image
@@ -67,7 +67,14 @@ def error_of(response: httpx.Response, status: int) -> dict[str, Any]:
     return error
 
 
-def metric_samples(http: httpx.Client, backend: Backend) -> dict[str, list[tuple[dict[str, str], float]]]:
+class ServesMetrics(Protocol):
+    """A Backend or a RealVllmServer: anything with the root URL /metrics hangs off."""
+
+    @property
+    def root_url(self) -> str: ...
+
+
+def metric_samples(http: httpx.Client, backend: ServesMetrics) -> dict[str, list[tuple[dict[str, str], float]]]:
     """Every sample of /metrics by sample name (counters keep their `_total`)."""
     response = http.get(f"{backend.root_url}/metrics")
     assert response.status_code == 200

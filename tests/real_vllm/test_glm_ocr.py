@@ -24,9 +24,9 @@ from tests.real_vllm.backends import IMAGE_OVERHEAD, vllm_backend
 from tests.real_vllm.conftest import RealServers
 from tests.real_vllm.gateway_pages import (
     PAGE,
+    blank_png,
     image_tokens,
     official_prompt,
-    png,
     post_file,
     prompt_tokens_per_attempt,
     start_gateway,
@@ -81,7 +81,7 @@ def test_the_server_runs_the_recipes_mtp_draft_and_the_pixel_bounds_in_its_proce
 def test_vllm_counts_the_image_tokens_of_the_size_the_gateway_sent(
     gateway: GatewayServer, server: RealVllmServer, text_tokens: int, width: int, height: int
 ) -> None:
-    response = post_file(gateway, "/v1/ocr", png(width, height), "page.png")
+    response = post_file(gateway, "/v1/ocr", blank_png(width, height), "page.png")
     assert response.status_code == 200, response.text
     [page] = response.json()["pages"]
     expected = text_tokens + image_tokens(width, height, server.launch.image_policy)
@@ -117,7 +117,7 @@ def test_sampled_pages_are_drafted_by_mtp_and_leave_the_engine_alive(
     with httpx.Client(timeout=60) as http:
         drafts_before = total(metric_samples(http, backend), "vllm:spec_decode_num_draft_tokens_total")
         for temperature in ("0.2", "0.4"):
-            response = post_file(gateway, "/v1/ocr", png(560, 784), "page.png", temperature=temperature)
+            response = post_file(gateway, "/v1/ocr", blank_png(560, 784), "page.png", temperature=temperature)
             assert response.status_code == 200, response.text
         assert http.get(f"{server.root_url}/health").status_code == 200
         drafts_after = total(metric_samples(http, backend), "vllm:spec_decode_num_draft_tokens_total")
@@ -125,6 +125,6 @@ def test_sampled_pages_are_drafted_by_mtp_and_leave_the_engine_alive(
 
 
 def test_layout_is_refused_before_any_upstream_call(gateway: GatewayServer) -> None:
-    response = post_file(gateway, "/v1/layout", png(280, 196), "page.png", model=MODEL)
+    response = post_file(gateway, "/v1/layout", blank_png(280, 196), "page.png", model=MODEL)
     assert response.status_code == 400, response.text
     assert response.json()["error"]["param"] == "model"

@@ -17,9 +17,9 @@ from tests.real_vllm.backends import IMAGE_OVERHEAD
 from tests.real_vllm.conftest import RealServers
 from tests.real_vllm.gateway_pages import (
     PAGE,
+    blank_png,
     image_tokens,
     official_prompt,
-    png,
     post_file,
     prompt_tokens_per_attempt,
     start_gateway,
@@ -59,7 +59,7 @@ def text_tokens(server: RealVllmServer) -> int:
 def test_vllm_counts_the_image_tokens_of_the_size_the_gateway_sent(
     gateway: GatewayServer, server: RealVllmServer, text_tokens: int, width: int, height: int
 ) -> None:
-    response = post_file(gateway, "/v1/ocr", png(width, height), "page.png")
+    response = post_file(gateway, "/v1/ocr", blank_png(width, height), "page.png")
     assert response.status_code == 200, response.text
     [page] = response.json()["pages"]
     expected = text_tokens + image_tokens(width, height, server.launch.image_policy)
@@ -85,6 +85,6 @@ def test_a_page_through_ocr_is_answered_with_the_real_request_shape(
 
 
 def test_layout_is_refused_before_any_upstream_call(gateway: GatewayServer) -> None:
-    response = post_file(gateway, "/v1/layout", png(280, 196), "page.png", model=MODEL)
+    response = post_file(gateway, "/v1/layout", blank_png(280, 196), "page.png", model=MODEL)
     assert response.status_code == 400, response.text
     assert response.json()["error"]["param"] == "model"

