@@ -13,7 +13,6 @@ import re
 import select
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ import pytest
 from PIL import Image
 
 from gateway.settings import PROJECT_ROOT
+from tests.ports import free_port
 
 FIXTURES = PROJECT_ROOT / "tests" / "fixtures" / "documents"
 # The first line of each skipped block, and why it cannot run here.
@@ -44,15 +44,9 @@ def _bash_blocks() -> list[str]:
     return re.findall(r"```bash\n(.*?)```", (PROJECT_ROOT / "README.md").read_text(), flags=re.DOTALL)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def demo_port() -> Iterator[int]:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "GATEWAY_PORT": str(port)}  # as a user would pick another port
     demo = subprocess.Popen(
         [sys.executable, "-m", "launchers.demo", "--free-ports", "--tokens-per-s", "0"],

@@ -20,6 +20,7 @@ from gateway.security.rate_limit import KeyPolicy, RedisLimiter
 from launchers.vllm_standin import StandinServer
 from tests.conftest import CHAT_MODEL
 from tests.images import image_bytes
+from tests.ports import free_port
 from tests.running_gateway import GatewayServer
 
 KEY = "sk-test-0123456789abcdef"
@@ -235,20 +236,13 @@ def test_the_key_never_reaches_the_logs(
 # --- Redis: several gateways, one limit ---------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def redis_url(tmp_path: Path) -> Iterator[str]:
     """A real redis-server on a free loopback port, without persistence, stopped after the test."""
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.skip("redis-server is not installed (Debian: apt-get install redis-server)")
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [
             binary,
@@ -349,7 +343,7 @@ async def _sleep(seconds: float) -> bool:
 def test_an_unreachable_redis_fails_closed_unless_told_otherwise(
     make_gateway: Callable[..., GatewayServer], standin: StandinServer, fail_open: bool, status: int
 ) -> None:
-    nowhere = f"redis://127.0.0.1:{_free_port()}/0"
+    nowhere = f"redis://127.0.0.1:{free_port()}/0"
     gateway = make_gateway(
         {CHAT_MODEL: [standin.base_url]}, api_keys=[KEY], redis_url=nowhere, redis_fail_open=fail_open
     )

@@ -6,7 +6,6 @@ import base64
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from launchers.vllm_standin import StandinServer
 from launchers.vllm_standin.dots_answers import dots_ocr_answer
 from tests.conftest import OCR_MODEL
 from tests.images import image_bytes
+from tests.ports import free_port
 from tests.running_gateway import GatewayServer
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "documents"
@@ -321,17 +321,11 @@ def test_the_cache_can_be_shared_across_keys_explicitly(
     assert _layout_as(gateway, KEY_B)["cached"] is True
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class _GatewayProcess:
     """`python -m gateway` in its own process group, killed with the group."""
 
     def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.root_url = f"http://127.0.0.1:{self.port}"
         self._log = log.open("ab")
         self.process = subprocess.Popen(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ import yaml
 
 from launchers.compose import ALERT_RULES
 from tests.conftest import CHAT_MODEL
+from tests.ports import free_port
 from tests.running_gateway import GatewayServer
 
 PROMETHEUS = shutil.which("prometheus")
@@ -23,12 +23,6 @@ pytestmark = pytest.mark.skipif(
     PROMETHEUS is None, reason="the prometheus binary is not installed (apt-get install prometheus; .ci/run does)"
 )
 DEADLINE_S = 20.0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -44,7 +38,7 @@ def prometheus(gateway: GatewayServer, tmp_path: Path) -> Iterator[str]:
     }
     config_file = tmp_path / "prometheus.yml"
     config_file.write_text(yaml.safe_dump(config), encoding="utf-8")
-    port = _free_port()
+    port = free_port()
     log = (tmp_path / "prometheus.log").open("wb")
     process = subprocess.Popen(
         [

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -20,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from launchers.vllm_standin import StandinServer
 from tests.conftest import CHAT_MODEL
+from tests.ports import free_port
 from tests.running_gateway import GatewayServer
 
 HI = [{"role": "user", "content": "hi"}]
@@ -177,19 +177,13 @@ def test_per_replica_gauges_are_exported(gateway: GatewayServer, standin: Standi
 # --- a replica killed under load: real processes, so the kill is a kill -9 --------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def standin_processes() -> Iterator[Callable[..., tuple[subprocess.Popen[bytes], str]]]:
     """Start stand-ins as separate processes (`python -m launchers.vllm_standin`); all killed afterwards."""
     started: list[subprocess.Popen[bytes]] = []
 
     def start(*args: str) -> tuple[subprocess.Popen[bytes], str]:
-        port = _free_port()
+        port = free_port()
         process = subprocess.Popen(
             [sys.executable, "-m", "launchers.vllm_standin", "--port", str(port), "--model", CHAT_MODEL, *args],
             stdout=subprocess.DEVNULL,

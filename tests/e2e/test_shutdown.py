@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,18 +24,13 @@ import orjson
 from launchers.vllm_standin import StandinConfig, StandinServer
 from tests.conftest import CHAT_MODEL
 from tests.pdfs import stroke_bomb_pdf
+from tests.ports import free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 HI = [{"role": "user", "content": "hi"}]
 # uvicorn re-raises the signal it handled once it has shut down, so the process ends "killed by SIGTERM"
 # (the conventional exit for a SIGTERM) unless something else handles it.
 CLEAN_EXITS = (0, -signal.SIGTERM)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager
@@ -52,7 +46,7 @@ def _standin(latency_s: float) -> Iterator[StandinServer]:
 def _gateway_process(
     tmp_path: Path, upstream: StandinServer, grace_s: int
 ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "GATEWAY_HOST": "127.0.0.1",

@@ -16,16 +16,11 @@ import openai
 
 from gateway.models.registry import load_registry
 from gateway.settings import PROJECT_ROOT
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.ports import free_port
 
 
 def test_demo_serves_every_servable_model_and_stops_on_sigterm() -> None:
-    port = _free_port()
+    port = free_port()
     demo = subprocess.Popen(
         [sys.executable, "-m", "launchers.demo", "--port", str(port), "--free-ports", "--tokens-per-s", "0"],
         cwd=PROJECT_ROOT,

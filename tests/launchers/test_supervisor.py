@@ -28,16 +28,11 @@ from launchers.errors import LauncherError
 from launchers.process_group import is_running
 from launchers.run_state import read_state, state_path
 from launchers.supervisor import Stack, serve_stack
+from tests.ports import free_port
 
 FAKE_VLLM_DIR = Path(__file__).parent / "fake_vllm"
 REGISTRY = load_registry(PROJECT_ROOT / "model_configs", PROJECT_ROOT / "prompts")
 FIRST, SECOND = "qwen2-vl-2b", "dots-ocr"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def fake_resolution(ports: dict[str, int], *, fits: bool = True) -> tuple[Plan, dict[str, ModelConfig]]:

@@ -7,7 +7,6 @@ event loop behind when closed in-process, which `filterwarnings = error` would t
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,14 +15,9 @@ from types import TracebackType
 import httpx
 
 from gateway.settings import PROJECT_ROOT
+from tests.ports import free_port
 
 _START_TIMEOUT_S = 60.0  # importing Gradio takes several seconds on a busy 2-core machine
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class UIServer:

@@ -18,8 +18,9 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from gateway.settings import PROJECT_ROOT
 from tests.conftest import CHAT_MODEL
+from tests.ports import free_port
 from tests.ui.conftest import CHAT_REPLY, PAGE, Stack
-from tests.ui.running_ui import UIServer, free_port
+from tests.ui.running_ui import UIServer
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = PROJECT_ROOT / "docs" / "screenshots"

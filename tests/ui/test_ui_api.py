@@ -14,9 +14,10 @@ from gradio_client import Client, handle_file
 
 from launchers.vllm_standin import StandinConfig, StandinServer
 from tests.conftest import CHAT_MODEL, OCR_MODEL, gateway_settings
+from tests.ports import free_port
 from tests.running_gateway import GatewayServer
 from tests.ui.conftest import CALENDAR, CHAT_REPLY, PAGE, Stack
-from tests.ui.running_ui import UIServer, free_port
+from tests.ui.running_ui import UIServer
 
 
 @pytest.fixture
