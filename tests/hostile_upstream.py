@@ -3,7 +3,9 @@
 Healthy enough to be served (`/health`, `/v1/models`), then its chat completions answer in the chosen `mode`:
 `huge` (a valid JSON answer of `size` bytes), `gzip_bomb` (a small gzip body that inflates to `size` bytes),
 `endless_event` (an SSE stream whose first event never ends: `size` bytes without a blank line), `drip` (one
-byte of a JSON answer every 0.2 s, for ever). It records the headers of every chat request.
+byte of a JSON answer every 0.2 s, for ever), `ragged_stream` (`STREAM`, a valid SSE stream, written 5 bytes at a time
+so events and their blank lines straddle reads), `gzip_stream` (the same stream gzip-compressed, flushed per
+event). It records the headers of every chat request.
 """
 
 from __future__ import annotations
@@ -11,9 +13,19 @@ from __future__ import annotations
 import asyncio
 import gzip
 import threading
+import zlib
 from typing import Any
 
 from aiohttp import web
+
+
+def _stream_events(model: str) -> bytes:
+    chunks = [
+        b'{"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": "%s", "choices": [{"index": 0, '
+        b'"delta": {"content": "%s"}, "finish_reason": null}]}' % (model.encode(), word)
+        for word in (b"one ", b"two, ", b"three ", b"\\n\\nfour")
+    ]
+    return b"".join(b"data: " + chunk + b"\n\n" for chunk in chunks) + b"data: [DONE]\n\n"
 
 
 class HostileUpstream:
@@ -89,6 +101,31 @@ class HostileUpstream:
         for _ in range(self.size // len(piece)):
             await response.write(piece)
         await response.write(b'"}}]}\n\ndata: [DONE]\n\n')
+        return response
+
+    @property
+    def stream(self) -> bytes:
+        """The SSE bytes `ragged_stream` and `gzip_stream` send (before compression)."""
+        return _stream_events(self.model)
+
+    async def _ragged_stream(self, request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        body = self.stream
+        for start in range(0, len(body), 5):
+            await response.write(body[start : start + 5])
+            await asyncio.sleep(0.002)  # a read for each piece, not one for the whole body
+        return response
+
+    async def _gzip_stream(self, request: web.Request) -> web.StreamResponse:
+        headers = {"Content-Type": "text/event-stream", "Content-Encoding": "gzip"}
+        response = web.StreamResponse(headers=headers)
+        await response.prepare(request)
+        compressor = zlib.compressobj(9, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+        for event in self.stream.split(b"\n\n")[:-1]:
+            await response.write(compressor.compress(event + b"\n\n") + compressor.flush(zlib.Z_SYNC_FLUSH))
+            await asyncio.sleep(0.002)
+        await response.write(compressor.flush())
         return response
 
     async def _drip(self, request: web.Request) -> web.StreamResponse:

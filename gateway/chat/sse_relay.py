@@ -70,16 +70,19 @@ class SSERelayResponse(Response):
         failure: GatewayError | None = None
         try:
             async for chunk in answer_pieces(self._upstream, model=self._model):
-                search_from = max(0, len(tail) - 1)  # "\n\n" may straddle the old tail and the new chunk
-                tail += chunk
-                end = tail.rfind(EVENT_END, search_from)
-                if end < 0:
-                    if len(tail) > self._max_event_bytes:
-                        failure = too_large(self._model, "stream event", self._max_event_bytes, _EVENT_SETTING)
-                        break
-                    continue
-                events = bytes(tail[: end + 2])
-                del tail[: end + 2]
+                if not tail and chunk.endswith(EVENT_END):
+                    events = chunk  # the usual case, whole events: relayed as they are, nothing copied
+                else:
+                    search_from = max(0, len(tail) - 1)  # "\n\n" may straddle the old tail and the new chunk
+                    tail += chunk
+                    end = tail.rfind(EVENT_END, search_from)
+                    if end < 0:
+                        if len(tail) > self._max_event_bytes:
+                            failure = too_large(self._model, "stream event", self._max_event_bytes, _EVENT_SETTING)
+                            break
+                        continue
+                    events = bytes(tail[: end + 2])
+                    del tail[: end + 2]
                 if first:
                     first = False
                     self._metrics.stream_first_byte.labels(self._model).observe(time.perf_counter() - self._started)

@@ -21,17 +21,22 @@ _IDENTITY = ("", "identity")
 _ZLIB_FORMATS = ("gzip", "x-gzip", "deflate")
 
 
-async def answer_pieces(response: aiohttp.ClientResponse, *, model: str) -> AsyncIterator[bytes]:
-    """The answer's bytes as they arrive, with any Content-Encoding undone in pieces of at most PIECE_BYTES."""
+def answer_pieces(response: aiohttp.ClientResponse, *, model: str) -> AsyncIterator[bytes]:
+    """The answer's bytes as they arrive, with any Content-Encoding undone in pieces of at most PIECE_BYTES.
+
+    An unsupported encoding raises UpstreamProtocolError here, when called. The usual uncompressed answer is
+    aiohttp's own iterator, not wrapped: a stream relays every event through it."""
     encoding = response.headers.get("Content-Encoding", "").strip().lower()
     if encoding in _IDENTITY:
-        async for chunk in response.content.iter_any():
-            yield chunk
-        return
+        return response.content.iter_any()
     if encoding not in _ZLIB_FORMATS:
         raise UpstreamProtocolError(
             f"model {model}: the upstream answered with unsupported Content-Encoding {encoding}"
         )
+    return _inflated(response, model=model, encoding=encoding)
+
+
+async def _inflated(response: aiohttp.ClientResponse, *, model: str, encoding: str) -> AsyncIterator[bytes]:
     inflater = zlib.decompressobj(zlib.MAX_WBITS | 32)  # gzip or zlib wrapper, told apart by its header
     try:
         async for chunk in response.content.iter_any():

@@ -88,6 +88,26 @@ def test_a_stream_event_over_the_cap_ends_the_stream_with_an_error_naming_the_li
             pass
 
 
+@pytest.mark.parametrize("mode", ["ragged_stream", "gzip_stream"])
+def test_a_stream_read_in_ragged_or_compressed_pieces_reaches_the_client_byte_for_byte(
+    make_hostile: Callable[..., HostileUpstream], make_gateway: Callable[..., GatewayServer], mode: str
+) -> None:
+    upstream = make_hostile(mode)
+    gateway = make_gateway({CHAT_MODEL: [upstream.base_url]})
+    body = {"model": CHAT_MODEL, "messages": HI, "stream": True}
+    with httpx.stream("POST", gateway.base_url + "/chat/completions", json=body, timeout=30) as response:
+        assert response.status_code == 200
+        pieces = list(response.iter_raw())
+    assert b"".join(pieces) == upstream.stream  # inflated, nothing lost, reordered or added
+    assert all(piece.endswith(b"\n\n") for piece in pieces)  # whole events only, never half of one
+    client = OpenAI(base_url=gateway.base_url, api_key="unused", max_retries=0, timeout=30)
+    words = [
+        chunk.choices[0].delta.content
+        for chunk in client.chat.completions.create(model=CHAT_MODEL, messages=HI, stream=True)  # type: ignore[arg-type]
+    ]
+    assert "".join(word or "" for word in words) == "one two, three \n\nfour"
+
+
 def test_a_job_against_a_drip_feeding_upstream_fails_at_the_page_deadline(
     make_hostile: Callable[..., HostileUpstream], make_gateway: Callable[..., GatewayServer]
 ) -> None:

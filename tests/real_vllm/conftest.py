@@ -32,6 +32,31 @@ TINY_SPECS = {
 }
 
 
+# The pixel cap some models are served with here: dots-ocr's 1,003,520 px (1,280 image tokens) lets a page and
+# its prompt fit the CPU server's 4,096-token context. The contract and test_gateway.py share that server.
+TIER_OVERRIDES = {"dots-ocr": PlanOverrides(max_pixels=1_003_520)}
+# Files whose first server is the one the previous file ended with run right after it (one start fewer each):
+# test_contract.py ends on dots-ocr, test_gateway.py begins on it.
+_RUN_AFTER = {"test_gateway.py": "test_contract.py"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Order this tier's files so that consecutive files share a server (`_RUN_AFTER`); each file's tests stay
+    together and in their order, and tests outside the tier keep their places."""
+    here = Path(__file__).resolve().parent
+    slots = [i for i, item in enumerate(items) if item.path.parent == here]
+    tier = [items[i] for i in slots]
+    files = list(dict.fromkeys(item.path.name for item in tier))
+    for name, after in _RUN_AFTER.items():
+        if name in files and after in files:
+            files.remove(name)
+            files.insert(files.index(after) + 1, name)
+    rank = {name: position for position, name in enumerate(files)}
+    tier.sort(key=lambda item: rank[item.path.name])  # stable: each file's own order is kept
+    for slot, item in zip(slots, tier, strict=True):
+        items[slot] = item
+
+
 class RealServers:
     """At most one real vLLM server at a time: asking for another model stops the running one first
     (two engines busy-looping on 2 cores would starve each other)."""
@@ -41,6 +66,8 @@ class RealServers:
         self.current: RealVllmServer | None = None
 
     def get(self, model_name: str, overrides: PlanOverrides | None = None) -> RealVllmServer:
+        """The model's server, started now unless it is the running one; `overrides` default to the tier's."""
+        overrides = overrides if overrides is not None else TIER_OVERRIDES.get(model_name)
         current = self.current
         if current is not None and current.model_name == model_name and current.overrides == overrides:
             return current

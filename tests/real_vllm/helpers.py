@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import io
 import json
+import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import httpx
@@ -87,3 +89,17 @@ def metric_samples(http: httpx.Client, backend: ServesMetrics) -> dict[str, list
 
 def total(samples: dict[str, list[tuple[dict[str, str], float]]], name: str) -> float:
     return sum(value for _, value in samples.get(name, []))
+
+
+def settled(read: Callable[[], float], quiet_s: float = 0.5, timeout_s: float = 30.0) -> float:
+    """`read()` once it has stopped changing for `quiet_s`. vLLM records a finished request's counters after it
+    has answered it, so a count read straight after an earlier test's request may still be about to move."""
+    deadline = time.monotonic() + timeout_s
+    value = read()
+    while time.monotonic() < deadline:
+        time.sleep(quiet_s)
+        again = read()
+        if again == value:
+            return value
+        value = again
+    raise AssertionError(f"still changing after {timeout_s:.0f} s: {value}")

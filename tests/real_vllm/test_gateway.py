@@ -26,11 +26,10 @@ import pytest
 from PIL import Image
 
 from gateway.documents.page import REPETITION_FINISH
-from gateway.models.fitting import PlanOverrides
 from gateway.models.registry import ImagePolicy, load_registry
 from gateway.settings import PROJECT_ROOT
 from tests.real_vllm.backends import vllm_backend
-from tests.real_vllm.conftest import TINY_SPECS, RealServers
+from tests.real_vllm.conftest import TIER_OVERRIDES, TINY_SPECS, RealServers
 from tests.real_vllm.gateway_pages import (
     PAGE,
     PDF,
@@ -43,7 +42,7 @@ from tests.real_vllm.gateway_pages import (
     sent_size,
     start_gateway,
 )
-from tests.real_vllm.helpers import metric_samples, total
+from tests.real_vllm.helpers import metric_samples, settled, total
 from tests.real_vllm.tiny_model_cache import tiny_model
 from tests.real_vllm.vllm_server import RealVllmServer
 from tests.running_gateway import GatewayServer
@@ -51,8 +50,8 @@ from tests.running_gateway import GatewayServer
 pytestmark = pytest.mark.real_vllm
 
 MODEL = "dots-ocr"
-CAP = 1_003_520  # 1,280 image tokens at most: a page and its prompt fit the CPU server's 4,096-token context
-OVERRIDES = PlanOverrides(max_pixels=CAP)
+OVERRIDES = TIER_OVERRIDES[MODEL]  # the contract's dots-ocr server, reused
+CAP = OVERRIDES.max_pixels  # 1,280 image tokens at most: a page and its prompt fit the 4,096-token context
 POLICY = ImagePolicy(min_pixels=3136, max_pixels=CAP, factor=28)  # PAGE, 1700 x 2250, is above the cap
 
 
@@ -113,7 +112,11 @@ def test_a_stream_through_the_gateway_ends_with_done_and_usage(gateway: GatewayS
 def test_a_client_leaving_a_stream_aborts_it_on_the_real_server(gateway: GatewayServer, server: RealVllmServer) -> None:
     backend = vllm_backend(server)
     with httpx.Client(timeout=60) as http:
-        before = total(metric_samples(http, backend), "vllm:request_success_total")
+
+        def successes() -> float:
+            return total(metric_samples(http, backend), "vllm:request_success_total")
+
+        before = settled(successes)
         body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3000}
         body |= {"stream": True, "ignore_eos": True}
         with http.stream("POST", gateway.base_url + "/chat/completions", json=body) as response:
@@ -123,7 +126,7 @@ def test_a_client_leaving_a_stream_aborts_it_on_the_real_server(gateway: Gateway
         while total(metric_samples(http, backend), "vllm:num_requests_running") > 0:
             assert time.monotonic() < deadline, "vLLM kept generating for a client that left"
             time.sleep(0.5)
-        assert total(metric_samples(http, backend), "vllm:request_success_total") == before
+        assert settled(successes) == before
 
 
 @pytest.mark.parametrize("path", ["/v1/ocr", "/v1/layout"])
