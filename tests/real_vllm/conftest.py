@@ -28,6 +28,7 @@ TINY_SPECS = {
     "dots-mocr": "dots-ocr",
     "lightonocr": "lightonocr",
     "deepseek-ocr-2": "deepseek-ocr-2",
+    "moondream3": "moondream3",
 }
 
 

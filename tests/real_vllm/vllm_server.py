@@ -38,9 +38,13 @@ SUBSTITUTIONS = {
     "--dtype": "float32 added: the tiny models are saved in float32 and bf16 matmuls are slow on this CPU",
     "--enforce-eager": "added: torch.compile's warm-up was half of every start (61 s -> 28 s for dots-ocr, nine "
     "starts per run); it changes how the model's layers run, not what the server accepts or answers",
+    "--quantization": "dropped: the planner's fp8 (moondream3 on 16 GB) fails this CPU build's start, whose "
+    "fp8 quantize op is a stub (`_C::static_scaled_fp8_quant() expected at most 0 argument(s)`)",
 }
 # A tiny model built without weights: DeepSeek-OCR-2, whose SAM ViT-B and 24-layer Qwen2 vision encoders have
-# their real sizes written into vLLM's code (0.45 B parameters whatever config.json says).
+# their real sizes written into vLLM's code (0.45 B parameters whatever config.json says), and Moondream3, which
+# has no transformers class to write a checkpoint with (vLLM's own module names its parameters). The reasons
+# below are DeepSeek-OCR-2's; Moondream3's encoder is tiny, and bf16 is its checkpoint's own dtype.
 DUMMY_WEIGHT_SUBSTITUTIONS = {
     "--load-format": "dummy: vLLM fills the parameters with small random values itself, where a weights file "
     "would be 1.8 GB of random float32 written only to be read back",
@@ -87,7 +91,7 @@ def serving_argv(model_name: str, model_dir: Path, port: int, overrides: PlanOve
     i = 0
     while i < len(rest):
         flag = rest[i]
-        if flag in ("--revision", "--gpu-memory-utilization"):
+        if flag in ("--revision", "--gpu-memory-utilization", "--quantization"):
             i += 2
             continue
         if flag == "--max-model-len":

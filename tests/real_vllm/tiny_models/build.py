@@ -5,9 +5,10 @@ A spec folder holds the model's `config.json` (the real architecture with tiny w
 the real patch and merge sizes so image-token arithmetic is the real one), `tokens.json` (special tokens in
 id order, eos, pad and bos), and whatever else the checkpoint ships and vLLM reads: `preprocessor_config.json`,
 `processor_config.json` (LightOnOCR), `chat_template.jinja` (not DeepSeek-OCR-2, whose hub repo has none),
-`configuration_dots.py` (dots.ocr). Every file but `tokens.json` is copied as it is. The tokenizer is a
-byte-level BPE trained here on a little generated text. Weights are random (seeded): the answers are
-garbage, everything around them is real.
+`configuration_dots.py` (dots.ocr); Moondream3's spec is `config.json` and `tokens.json` alone (vLLM's own
+Moondream3Processor does the image work; its tokenizer is moondream/starmie-v1's on the hub). Every file but
+`tokens.json` is copied as it is. The tokenizer is a byte-level BPE trained here on a little generated text.
+Weights are random (seeded): the answers are garbage, everything around them is real.
 """
 
 from __future__ import annotations
@@ -70,11 +71,15 @@ def train_tokenizer(tokens: dict[str, object], vocab_size: int, out: Path) -> No
 
 def language_config(raw_config: dict[str, Any]) -> dict[str, Any]:
     """The language model's part of a config.json: the top level (Qwen2-VL, dots.ocr), `text_config`
-    (LightOnOCR's mistral3) or `language_config` (DeepSeek-OCR-2's deepseek_vl_v2)."""
+    (LightOnOCR's mistral3), `language_config` (DeepSeek-OCR-2's deepseek_vl_v2) or `config.text` (Moondream3,
+    whose config.json wraps the model's own config dict)."""
     for key in ("text_config", "language_config"):
         if key in raw_config:
             nested: dict[str, Any] = raw_config[key]
             return nested
+    if "config" in raw_config:
+        wrapped: dict[str, Any] = raw_config["config"]["text"]
+        return wrapped
     return raw_config
 
 
@@ -98,8 +103,10 @@ def build(spec: Path, out: Path) -> None:
         dots_weights.save_random_weights(AutoConfig.from_pretrained(out, trust_remote_code=True), out)
     elif architecture == "LightOnOCRForConditionalGeneration":
         save_lightonocr_weights(raw_config, out)
-    elif architecture == "DeepseekOCR2ForCausalLM":
-        pass  # no weights: vLLM's dummy loader fills them (see DUMMY_WEIGHT_SUBSTITUTIONS in vllm_server.py)
+    elif architecture in ("DeepseekOCR2ForCausalLM", "Moondream3ForCausalLM"):
+        # No weights: vLLM's dummy loader fills them (see DUMMY_WEIGHT_SUBSTITUTIONS in vllm_server.py).
+        # DeepSeek-OCR-2's encoders have real sizes in vLLM's code; Moondream3 has no transformers class.
+        pass
     else:
         config = AutoConfig.from_pretrained(out, trust_remote_code=True)
         model = AutoModelForImageTextToText.from_config(config, dtype=torch.float32)
