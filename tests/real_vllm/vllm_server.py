@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from gateway.models.registry import ImagePolicy, ModelConfig
 from launchers.planner import resolve_plan
 from launchers.process_group import Group, spawn, stop_groups
 from launchers.serve_args import served_max_pixels, server_command
+from tests.ports import free_port
 from tests.real_vllm.vllm_env import server_env, venv_dir
 
 START_TIMEOUT_S = 300.0  # 25-70 s measured on 2 shared cores
@@ -107,13 +107,6 @@ def serving_argv(model_name: str, model_dir: Path, port: int, overrides: PlanOve
     else:
         out += ["--load-format", "dummy", "--dtype", "bfloat16", "--skip-mm-profiling"]
     return Launch(config, model_plan, out)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class RealVllmServer:
