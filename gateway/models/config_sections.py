@@ -105,6 +105,16 @@ class Architecture(Strict):
     # Models with fixed resolution modes (DeepSeek-OCR's global view + tiles) spend a bounded number of tokens on
     # an image whatever its pixels; the planner takes the smaller of this and pixels / image_token_pixels².
     image_tokens_max: int | None = Field(None, ge=1)
+    # Language-model parameters vLLM's online fp8 (`--quantization fp8`) leaves at the model's dtype: it
+    # quantizes the linear layers that receive its quant config, and some models keep others as plain tensors
+    # (moondream3's MoE experts). The planner counts them at full width under fp8.
+    fp8_unquantized_parameters_b: float = Field(0.0, ge=0, description="parameters fp8 leaves unquantized, billions")
+
+    @model_validator(mode="after")
+    def _parts_within_total(self) -> Architecture:
+        if self.vision_parameters_b + self.fp8_unquantized_parameters_b > self.parameters_b:
+            raise ValueError("vision_parameters_b + fp8_unquantized_parameters_b exceed parameters_b")
+        return self
 
 
 # The placeholders `serving.mm_processor_kwargs` may use; the launchers put the numbers in.

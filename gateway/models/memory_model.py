@@ -40,8 +40,10 @@ Overhead
 Quantization (fp8 weights, `--quantization fp8`)
     The language model's weights at 1 byte per parameter, the vision encoder's unchanged (vLLM's online fp8
     quantizes the decoder's linear layers; towers it skips stay at the model dtype, so the estimate leans
-    high). Lossy. Native W8A8 on compute capability >= 8.9 (Ada, Hopper, Blackwell); Ampere (8.0/8.6) runs it
-    as weight-only W8A16 through the Marlin kernels: the memory saving, no fp8 compute (vllm.md §1.2).
+    high), and so are the parameters a model keeps outside those layers (`fp8_unquantized_parameters_b`:
+    moondream3's MoE experts, plain tensors in vLLM's moondream3.py, 8 of its 9 B). Lossy. Native W8A8 on
+    compute capability >= 8.9 (Ada, Hopper, Blackwell); Ampere (8.0/8.6) runs it as weight-only W8A16 through
+    the Marlin kernels: the memory saving, no fp8 compute (vllm.md §1.2).
 
 Engines other than vLLM (llama.cpp's llama-server)
     No --gpu-memory-utilization: llama-server allocates the weights, a compute buffer (LLAMA_CPP_COMPUTE_GIB,
@@ -161,8 +163,8 @@ def weights_gib(config: ModelConfig, quantization: Quantization = None) -> float
     arch = config.architecture
     dtype_bytes = DTYPE_BYTES[arch.dtype]
     if quantization == "fp8":
-        language = max(arch.parameters_b - arch.vision_parameters_b, 0.0)
-        parameter_bytes = language * 1e9 + arch.vision_parameters_b * 1e9 * dtype_bytes
+        full_width = arch.vision_parameters_b + arch.fp8_unquantized_parameters_b
+        parameter_bytes = (arch.parameters_b - full_width) * 1e9 + full_width * 1e9 * dtype_bytes
     else:
         parameter_bytes = arch.parameters_b * 1e9 * dtype_bytes
     return parameter_bytes * (1 + WEIGHT_OVERHEAD) / GIB

@@ -60,8 +60,9 @@ def test_licences_that_limit_a_gateway_say_so() -> None:
     assert rows["moondream3"]["licence"] == "BSL-1.1"
     assert "outside your organisation" in rows["moondream3"]["licence_note"]
     assert "§3.3" in rows["dots-mocr"]["licence_note"]
-    assert rows["moondream3"]["fits_12gb"]
-    assert rows["moondream3"]["settings_12gb"]["fix"].endswith("[lossy]")  # 17 GiB of weights: fp8 or nothing
+    # 17 GiB of weights, and fp8 leaves its MoE experts (8 of its 9 B parameters) in bf16: it fits neither card.
+    assert not rows["moondream3"]["fits_12gb"]
+    assert not rows["moondream3"]["fits_16gb"]
 
 
 def test_phi_fits_alone_with_a_short_context() -> None:

@@ -1,7 +1,7 @@
 """moondream3 behind the gateway, on the real vLLM (CPU build) serving a random Moondream3ForCausalLM.
 
-The server runs the launcher's argv for model_configs/moondream3.yaml, less the planner's `--quantization fp8`,
-which this CPU build cannot run (vllm_server.SUBSTITUTIONS). Moondream3 has no transformers class to write a
+The server runs the launcher's argv for model_configs/moondream3.yaml alone on a 24 GB card (it fits no 16 GB
+one: vllm_server.PLAN_GPU_GIB_FOR). Moondream3 has no transformers class to write a
 checkpoint with, so the folder holds config.json and a tokenizer and vLLM's dummy loader fills the weights
 (vllm_server.DUMMY_WEIGHT_SUBSTITUTIONS). The config is tiny except where the image arithmetic lives: 378 px
 crops of 14 px patches, at most 12 crops, an overlap margin of 4 patches, and `enc_n_layers` 27, which vLLM's

@@ -28,6 +28,8 @@ from tests.real_vllm.vllm_env import server_env, venv_dir
 START_TIMEOUT_S = 300.0  # 25-70 s measured on 2 shared cores
 CPU_MAX_MODEL_LEN = 4096
 PLAN_GPU_GIB = "16"  # the plan the launchers make for this model alone on the 16 GB profile's card
+# moondream3 fits no 16 GB card (17 GiB of weights, fp8 or not): planned on the smallest common card it fits.
+PLAN_GPU_GIB_FOR = {"moondream3": "24"}
 
 SUBSTITUTIONS = {
     "<hf repo>": "the tiny model's folder: the hub is unreachable and a 2B model would not fit the time budget",
@@ -38,8 +40,6 @@ SUBSTITUTIONS = {
     "--dtype": "float32 added: the tiny models are saved in float32 and bf16 matmuls are slow on this CPU",
     "--enforce-eager": "added: torch.compile's warm-up was half of every start (61 s -> 28 s for dots-ocr, nine "
     "starts per run); it changes how the model's layers run, not what the server accepts or answers",
-    "--quantization": "dropped: the planner's fp8 (moondream3 on 16 GB) fails this CPU build's start, whose "
-    "fp8 quantize op is a stub (`_C::static_scaled_fp8_quant() expected at most 0 argument(s)`)",
 }
 # A tiny model built without weights: DeepSeek-OCR-2, whose SAM ViT-B and 24-layer Qwen2 vision encoders have
 # their real sizes written into vLLM's code (0.45 B parameters whatever config.json says), and Moondream3, which
@@ -72,11 +72,15 @@ class Launch:
 def launcher_plan(model_name: str, overrides: PlanOverrides | None = None) -> tuple[ModelConfig, ModelPlan]:
     """The config and the plan `python -m launchers up --gpu-mem 16 MODEL` would use; `overrides` replace the
     profile's settings as a profile's own overrides would (e.g. a lower pixel cap)."""
-    plan, configs = resolve_plan(profile=None, gpu_mem=PLAN_GPU_GIB, models=[model_name])
+    plan, configs = resolve_plan(
+        profile=None, gpu_mem=PLAN_GPU_GIB_FOR.get(model_name, PLAN_GPU_GIB), models=[model_name]
+    )
     if overrides is not None:
         plan = plan_models(
             [configs[model_name]], plan.gpu_mem_gib, headroom_gib=plan.headroom_gib, overrides={model_name: overrides}
         )
+    if not plan.fits:
+        raise AssertionError(f"the launchers would not start {model_name} on {plan.gpu_mem_gib:g} GiB: {plan.fixes}")
     return configs[model_name], plan.model(model_name)
 
 
@@ -91,7 +95,7 @@ def serving_argv(model_name: str, model_dir: Path, port: int, overrides: PlanOve
     i = 0
     while i < len(rest):
         flag = rest[i]
-        if flag in ("--revision", "--gpu-memory-utilization", "--quantization"):
+        if flag in ("--revision", "--gpu-memory-utilization"):
             i += 2
             continue
         if flag == "--max-model-len":

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from gateway.models import memory_model as mm
+from gateway.models.config_sections import Architecture
 from gateway.models.fitting import PlanOverrides, apply_cheapest_fix, find_fixes, plan_models
 from gateway.models.memory_plan import GIB
 from gateway.models.registry import ModelConfig, load_registry
@@ -71,6 +73,21 @@ def test_fp8_weights_halve_the_language_model_only() -> None:
     dots = REGISTRY["dots-ocr"]  # 1.8B language model at 1 byte + 1.2B vision at 2 bytes, + 2 %
     assert mm.weights_gib(dots, "fp8") == pytest.approx((1.8e9 + 2.4e9) * 1.02 / GIB)
     assert mm.weights_gib(dots, "fp8") < mm.weights_gib(dots) * 0.75
+
+
+def test_fp8_leaves_the_parameters_vllm_does_not_quantize_at_full_width() -> None:
+    moondream3 = REGISTRY["moondream3"]  # 0.55B quantized at 1 byte; 0.4B vision + 8.05B MoE experts at 2 bytes
+    assert mm.weights_gib(moondream3, "fp8") == pytest.approx((0.55e9 + 16.9e9) * 1.02 / GIB)
+    # So fp8 cannot bring it onto either card: the catalogue says it fits neither.
+    fp8 = {"moondream3": PlanOverrides(quantization="fp8")}
+    for gpu_gib in (12, 16):
+        assert not plan_models(configs("moondream3"), gpu_gib, overrides=fp8).fits
+
+
+def test_an_architecture_whose_parts_exceed_its_total_is_refused() -> None:
+    raw = REGISTRY["moondream3"].architecture.model_dump()
+    with pytest.raises(ValidationError, match="exceed parameters_b"):
+        Architecture.model_validate({**raw, "fp8_unquantized_parameters_b": 8.7})
 
 
 def test_a_fixed_image_token_budget_caps_the_pixel_count() -> None:
