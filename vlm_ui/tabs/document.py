@@ -31,6 +31,20 @@ _OVERLAY_FILES = 20  # overlay PNGs written per answer; a 500-page job still sho
 _JOB_POLL_S = 0.5
 
 
+@dataclass(frozen=True, slots=True)
+class _Form:
+    """What the Document tab's inputs hold when Run is pressed."""
+
+    file_path: str | None
+    sample_label: str | None
+    task_label: str
+    model_name: str | None
+    region: str
+    page_spec: str
+    dots: float | None
+    force_job: bool
+
+
 class _InputProblem(ValueError):
     """Something the person must fix before anything is sent to the gateway."""
 
@@ -160,9 +174,8 @@ def build(
     ) -> tuple[Any, ...]:
         jobs = list(jobs or [])
         try:
-            return _answer(
-                file_path, sample_label, task_label, model_name, region, page_spec, dots, force_job, jobs, progress
-            )
+            form = _Form(file_path, sample_label, task_label, model_name, region, page_spec, dots, force_job)
+            return _answer(form, jobs, progress)
         except (GatewayError, _InputProblem) as exc:
             # Said where the answer would be, and as a toast; the other panes are cleared rather than
             # left showing the previous document as if it were this one's.
@@ -184,36 +197,25 @@ def build(
                 jobs,
             )
 
-    def _answer(
-        file_path: str | None,
-        sample_label: str | None,
-        task_label: str,
-        model_name: str | None,
-        region: str,
-        page_spec: str,
-        dots: float | None,
-        force_job: bool,
-        jobs: list[dict[str, Any]],
-        progress: gr.Progress,
-    ) -> tuple[Any, ...]:
-        path = _input_path(file_path, sample_label, sample_paths)
-        api_task: DocumentTask = "layout" if task_label == "Layout" else "ocr"
+    def _answer(form: _Form, jobs: list[dict[str, Any]], progress: gr.Progress) -> tuple[Any, ...]:
+        path = _input_path(form.file_path, form.sample_label, sample_paths)
+        api_task: DocumentTask = "layout" if form.task_label == "Layout" else "ocr"
         region_box = None
-        if task_label == "Region OCR":
-            region_box = view.parse_bbox(region or "")
+        if form.task_label == "Region OCR":
+            region_box = view.parse_bbox(form.region or "")
             if region_box is None:
                 raise _InputProblem("Region OCR needs a box: four numbers x1,y1,x2,y2 in the page's pixels.")
         options = DocumentOptions(
-            model=model_name or None,
+            model=form.model_name or None,
             bbox=",".join(f"{v:g}" for v in region_box) if region_box else None,
-            pages=page_spec.strip() or None,
-            dpi=int(dots) if dots else None,
+            pages=form.page_spec.strip() or None,
+            dpi=int(form.dots) if form.dots else None,
         )
-        chosen = selected_pages(page_spec or "", page_count(path))
-        if force_job or len(chosen) > job_pages:
+        chosen = selected_pages(form.page_spec or "", page_count(path))
+        if form.force_job or len(chosen) > job_pages:
             document = _run_as_job(client, api_task, path, options, jobs, progress)
         else:
-            progress(None, desc=f"{task_label} of {path.name} ({len(chosen)} page(s))…")
+            progress(None, desc=f"{form.task_label} of {path.name} ({len(chosen)} page(s))…")
             document = client.document(api_task, path, options)
         numbers = view.page_numbers(document)
         first = numbers[0] if numbers else None
