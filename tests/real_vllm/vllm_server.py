@@ -38,7 +38,7 @@ SUBSTITUTIONS = {
     "--gpu-memory-utilization": "dropped: GPU-only; the CPU build sizes its KV cache by VLLM_CPU_KVCACHE_SPACE",
     "--max-model-len": f"{CPU_MAX_MODEL_LEN}: profiling is faster and over-long prompts are cheap to send",
     "--dtype": "float32 added: the tiny models are saved in float32 and bf16 matmuls are slow on this CPU",
-    "--enforce-eager": "added: torch.compile's warm-up was half of every start (61 s -> 28 s for dots-ocr, nine "
+    "--enforce-eager": "added: torch.compile's warm-up was half of every start (61 s -> 28 s for dots-ocr, ten "
     "starts per run); it changes how the model's layers run, not what the server accepts or answers",
 }
 # A tiny model built without weights: DeepSeek-OCR-2, whose SAM ViT-B and 24-layer Qwen2 vision encoders have
