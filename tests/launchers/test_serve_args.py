@@ -224,6 +224,7 @@ DEEPSEEK_PROCESSOR = "vllm.model_executor.models.deepseek_ocr:NGramPerReqLogitsP
         ("glm-ocr", ["--speculative-config", '{"method":"mtp","num_speculative_tokens":3}']),
         ("lightonocr", ["--mm-processor-cache-gb", "0", "--no-enable-prefix-caching"]),
         ("dots-mocr", ["--trust-remote-code", "--chat-template-content-format", "string"]),
+        ("moondream3", ["--tokenizer", "moondream/starmie-v1"]),  # the checkpoint has no tokenizer files
     ],
 )
 def test_new_models_carry_their_recipes_flags(name: str, recipe: list[str]) -> None:

@@ -34,6 +34,7 @@ PLAN_GPU_GIB_FOR = {"moondream3": "24"}
 SUBSTITUTIONS = {
     "<hf repo>": "the tiny model's folder: the hub is unreachable and a 2B model would not fit the time budget",
     "--revision": "dropped: a local folder has no revisions",
+    "--tokenizer": "the tiny model's folder, which holds its tokenizer (moondream3's argv names a hub repo)",
     "--port": "a free loopback port, so a developer's own servers on 8101-8104 are never touched",
     "--gpu-memory-utilization": "dropped: GPU-only; the CPU build sizes its KV cache by VLLM_CPU_KVCACHE_SPACE",
     "--max-model-len": f"{CPU_MAX_MODEL_LEN}: profiling is faster and over-long prompts are cheap to send",
@@ -96,6 +97,10 @@ def serving_argv(model_name: str, model_dir: Path, port: int, overrides: PlanOve
     while i < len(rest):
         flag = rest[i]
         if flag in ("--revision", "--gpu-memory-utilization"):
+            i += 2
+            continue
+        if flag == "--tokenizer":
+            out += [flag, str(model_dir)]
             i += 2
             continue
         if flag == "--max-model-len":
