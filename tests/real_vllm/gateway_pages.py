@@ -124,3 +124,30 @@ def assert_boxes_inside(page: dict[str, Any]) -> None:
         x1, y1, x2, y2 = element["bbox"]
         assert 0 <= x1 < x2 <= page["width"], element
         assert 0 <= y1 < y2 <= page["height"], element
+
+
+def assert_image_tokens_counted(
+    gateway: GatewayServer, server: RealVllmServer, text_tokens: int, size: tuple[int, int]
+) -> None:
+    """A blank page of `size` through `/v1/ocr`: vLLM counted the prompt's text and the image tokens of exactly
+    the size the gateway sent, so it did not resize the page again."""
+    width, height = size
+    page = one_page(post_file(gateway, "/v1/ocr", blank_png(width, height), "page.png"))
+    assert prompt_tokens_per_attempt(page) == text_tokens + image_tokens(width, height, server.launch.image_policy)
+
+
+def assert_ocr_page_well_formed(gateway: GatewayServer, server: RealVllmServer, text_tokens: int) -> None:
+    """PAGE through `/v1/ocr` (an OCR-only model: no elements): the document answer's shape, the page at its
+    upload's size, the prompt vLLM counted, and usage adding up."""
+    response = post_file(gateway, "/v1/ocr", PAGE.read_bytes(), "page.jpg")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["object"], body["model"]) == ("document.ocr", server.model_name)
+    [page] = body["pages"]
+    assert page["status"] in ("ok", "repaired", "degraded")
+    assert (page["width"], page["height"]) == (1700, 2250)
+    assert isinstance(page["markdown"], str)
+    assert "elements" not in page or page["elements"] == []
+    assert prompt_tokens_per_attempt(page) == text_tokens + image_tokens(1700, 2250, server.launch.image_policy)
+    assert page["usage"]["completion_tokens"] >= page["attempts"]
+    assert body["usage"] == page["usage"]

@@ -16,12 +16,11 @@ import pytest
 from tests.real_vllm.backends import IMAGE_OVERHEAD
 from tests.real_vllm.conftest import RealServers
 from tests.real_vllm.gateway_pages import (
-    PAGE,
+    assert_image_tokens_counted,
+    assert_ocr_page_well_formed,
     blank_png,
-    image_tokens,
     official_prompt,
     post_file,
-    prompt_tokens_per_attempt,
     start_gateway,
     template_tokens,
 )
@@ -59,29 +58,14 @@ def text_tokens(server: RealVllmServer) -> int:
 def test_vllm_counts_the_image_tokens_of_the_size_the_gateway_sent(
     gateway: GatewayServer, server: RealVllmServer, text_tokens: int, width: int, height: int
 ) -> None:
-    response = post_file(gateway, "/v1/ocr", blank_png(width, height), "page.png")
-    assert response.status_code == 200, response.text
-    [page] = response.json()["pages"]
-    expected = text_tokens + image_tokens(width, height, server.launch.image_policy)
-    assert prompt_tokens_per_attempt(page) == expected
+    assert_image_tokens_counted(gateway, server, text_tokens, (width, height))
 
 
 def test_a_page_through_ocr_is_answered_with_the_real_request_shape(
     gateway: GatewayServer, server: RealVllmServer, text_tokens: int
 ) -> None:
-    response = post_file(gateway, "/v1/ocr", PAGE.read_bytes(), "page.jpg")
-    assert response.status_code == 200, response.text
-    body = response.json()
-    assert (body["object"], body["model"]) == ("document.ocr", MODEL)
-    [page] = body["pages"]
-    assert page["status"] in ("ok", "repaired", "degraded")
-    assert (page["width"], page["height"]) == (1700, 2250)
-    assert isinstance(page["markdown"], str)
-    assert "elements" not in page or page["elements"] == []
     # vLLM took the gateway's request as it is (sampling, repetition_detection, the data: URL) and counted it.
-    assert prompt_tokens_per_attempt(page) == text_tokens + image_tokens(1700, 2250, server.launch.image_policy)
-    assert page["usage"]["completion_tokens"] >= page["attempts"]
-    assert body["usage"] == page["usage"]
+    assert_ocr_page_well_formed(gateway, server, text_tokens)
 
 
 def test_layout_is_refused_before_any_upstream_call(gateway: GatewayServer) -> None:
