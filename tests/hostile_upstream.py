@@ -3,9 +3,9 @@
 Healthy enough to be served (`/health`, `/v1/models`), then its chat completions answer in the chosen `mode`:
 `huge` (a valid JSON answer of `size` bytes), `gzip_bomb` (a small gzip body that inflates to `size` bytes),
 `endless_event` (an SSE stream whose first event never ends: `size` bytes without a blank line), `drip` (one
-byte of a JSON answer every 0.2 s, for ever), `ragged_stream` (`STREAM`, a valid SSE stream, written 5 bytes at a time
-so events and their blank lines straddle reads), `gzip_stream` (the same stream gzip-compressed, flushed per
-event). It records the headers of every chat request.
+byte of a JSON answer every 0.2 s, for ever), `ragged_stream` (a valid SSE stream, the `stream` property, written
+5 bytes at a time so events and their blank lines straddle reads), `gzip_stream` (the same stream gzip-compressed,
+flushed per event). It records the headers of every chat request.
 """
 
 from __future__ import annotations

@@ -9,13 +9,16 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from gateway.models.fitting import PlanOverrides
+from tests.real_vllm.gateway_pages import start_gateway
 from tests.real_vllm.tiny_model_cache import tiny_model
 from tests.real_vllm.vllm_env import is_installed, venv_dir
 from tests.real_vllm.vllm_server import RealVllmServer
+from tests.running_gateway import GatewayServer
 
 # Served name (model_configs/) -> tiny model spec (tests/real_vllm/tiny_models/). dots.mocr's checkpoint has
 # dots.ocr's architecture, config and processor (rednote-hilab/dots.mocr config.json): one spec serves both.
@@ -32,9 +35,16 @@ TINY_SPECS = {
 }
 
 
-# The pixel cap some models are served with here: dots-ocr's 1,003,520 px (1,280 image tokens) lets a page and
-# its prompt fit the CPU server's 4,096-token context. The contract and test_gateway.py share that server.
-TIER_OVERRIDES = {"dots-ocr": PlanOverrides(max_pixels=1_003_520)}
+# The pixel caps some models are served with here (a gateway in front of them is told the same, as `launchers up`
+# does). dots.ocr's 1,003,520 px (1,280 image tokens) lets a page and its prompt fit the CPU server's 4,096-token
+# context; the contract and test_gateway.py share that server. GLM-OCR's 2,822,400 px (3,600 image tokens) fits
+# too, and gives a page more image tokens than vLLM's 2,048-token encoder-cache floor, which hid a wrong cache
+# size at lower caps.
+TIER_OVERRIDES = {
+    "dots-ocr": PlanOverrides(max_pixels=1_003_520),
+    "dots-mocr": PlanOverrides(max_pixels=1_003_520),
+    "glm-ocr": PlanOverrides(max_pixels=2_822_400),
+}
 # Files whose first server is the one the previous file ended with run right after it (one start fewer each):
 # test_contract.py ends on dots-ocr, test_gateway.py begins on it.
 _RUN_AFTER = {"test_gateway.py": "test_contract.py"}
@@ -98,3 +108,21 @@ def real_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealServe
     servers = RealServers(tmp_path_factory.mktemp("vllm-logs"))
     yield servers
     servers.stop()
+
+
+@pytest.fixture(scope="module")
+def server(real_servers: RealServers, request: pytest.FixtureRequest) -> RealVllmServer:
+    """The real server of the test module's `MODEL`, with the tier's overrides."""
+    model: str = request.module.MODEL
+    return real_servers.get(model)
+
+
+@pytest.fixture(scope="module")
+def gateway(server: RealVllmServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayServer]:
+    """A gateway in front of `server`, told the pixel cap the server runs with when the tier lowers it."""
+    cap = server.overrides.max_pixels if server.overrides is not None else None
+    settings: dict[str, Any] = {"model_max_pixels": {server.model_name: cap}} if cap is not None else {}
+    store = tmp_path_factory.mktemp("store") / "store.sqlite3"
+    gw = start_gateway(server.model_name, [server.base_url], store, **settings)
+    yield gw
+    gw.stop()

@@ -14,12 +14,10 @@ count must be this rule's on the size the gateway sent.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.real_vllm.conftest import RealServers
 from tests.real_vllm.gateway_pages import (
     PAGE,
     PDF,
@@ -29,7 +27,6 @@ from tests.real_vllm.gateway_pages import (
     post_file,
     prompt_tokens_per_attempt,
     sent_size,
-    start_gateway,
 )
 from tests.real_vllm.helpers import metric_samples, total
 from tests.real_vllm.vllm_server import RealVllmServer
@@ -66,18 +63,6 @@ def image_tokens(width: int, height: int) -> int:
         return GLOBAL_VIEW_TOKENS + 1
     cols, rows = tile_grid(width, height)
     return GLOBAL_VIEW_TOKENS + TILE_TOKENS * cols * rows + 1
-
-
-@pytest.fixture(scope="module")
-def server(real_servers: RealServers) -> RealVllmServer:
-    return real_servers.get(MODEL)
-
-
-@pytest.fixture(scope="module")
-def gateway(server: RealVllmServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayServer]:
-    gw = start_gateway(MODEL, [server.base_url], tmp_path_factory.mktemp("store") / "store.sqlite3")
-    yield gw
-    gw.stop()
 
 
 def test_vllm_counts_the_resolution_mode_of_the_size_the_gateway_sent(

@@ -10,16 +10,12 @@ own /tokenize counts it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
 
 from gateway.documents.images.prepare import PageGeometry
-from gateway.models.fitting import PlanOverrides
 from gateway.models.registry import PromptKey, load_registry
 from gateway.settings import Settings
-from tests.real_vllm.conftest import RealServers
 from tests.real_vllm.gateway_pages import (
     PAGE,
     assert_boxes_inside,
@@ -29,7 +25,6 @@ from tests.real_vllm.gateway_pages import (
     post_file,
     prompt_tokens_per_attempt,
     sent_size,
-    start_gateway,
 )
 from tests.real_vllm.vllm_server import RealVllmServer
 from tests.running_gateway import GatewayServer
@@ -37,21 +32,7 @@ from tests.running_gateway import GatewayServer
 pytestmark = pytest.mark.real_vllm
 
 MODEL = "dots-mocr"
-CAP = 1_003_520  # 1,280 image tokens at most: a page and its prompt fit the CPU server's 4,096-token context
 TOKEN_SIDE = 28
-
-
-@pytest.fixture(scope="module")
-def server(real_servers: RealServers) -> RealVllmServer:
-    return real_servers.get(MODEL, PlanOverrides(max_pixels=CAP))
-
-
-@pytest.fixture(scope="module")
-def gateway(server: RealVllmServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayServer]:
-    store = tmp_path_factory.mktemp("store") / "store.sqlite3"
-    gw = start_gateway(MODEL, [server.base_url], store, model_max_pixels={MODEL: CAP})
-    yield gw
-    gw.stop()
 
 
 def _prompt(key: PromptKey) -> str:

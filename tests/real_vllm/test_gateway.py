@@ -29,7 +29,7 @@ from gateway.documents.page import REPETITION_FINISH
 from gateway.models.registry import ImagePolicy, load_registry
 from gateway.settings import PROJECT_ROOT
 from tests.real_vllm.backends import vllm_backend
-from tests.real_vllm.conftest import TIER_OVERRIDES, TINY_SPECS, RealServers
+from tests.real_vllm.conftest import TIER_OVERRIDES, TINY_SPECS
 from tests.real_vllm.gateway_pages import (
     PAGE,
     PDF,
@@ -53,11 +53,6 @@ MODEL = "dots-ocr"
 OVERRIDES = TIER_OVERRIDES[MODEL]  # the contract's dots-ocr server, reused
 CAP = OVERRIDES.max_pixels  # 1,280 image tokens at most: a page and its prompt fit the 4,096-token context
 POLICY = ImagePolicy(min_pixels=3136, max_pixels=CAP, factor=28)  # PAGE, 1700 x 2250, is above the cap
-
-
-@pytest.fixture(scope="module")
-def server(real_servers: RealServers) -> RealVllmServer:
-    return real_servers.get(MODEL, OVERRIDES)
 
 
 def _start_gateway(upstreams: list[str], store: Path, **overrides: Any) -> GatewayServer:

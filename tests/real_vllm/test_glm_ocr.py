@@ -14,21 +14,17 @@ page over about 2,500 image tokens was refused (model_configs/glm-ocr.yaml). The
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
 
-from gateway.models.fitting import PlanOverrides
 from tests.real_vllm.backends import IMAGE_OVERHEAD, vllm_backend
-from tests.real_vllm.conftest import RealServers
+from tests.real_vllm.conftest import TIER_OVERRIDES
 from tests.real_vllm.gateway_pages import (
     assert_image_tokens_counted,
     assert_ocr_page_well_formed,
     blank_png,
     official_prompt,
     post_file,
-    start_gateway,
     template_tokens,
 )
 from tests.real_vllm.helpers import metric_samples, total
@@ -38,25 +34,10 @@ from tests.running_gateway import GatewayServer
 pytestmark = pytest.mark.real_vllm
 
 MODEL = "glm-ocr"
-# 3,600 image tokens at most: a page and its prompt fit the CPU server's 4,096-token context, and a page has more
-# image tokens than vLLM's 2,048-token floor of the encoder cache, which hid a wrong cache size at lower caps.
-CAP = 2_822_400
+CAP = TIER_OVERRIDES[MODEL].max_pixels  # the cap the tier serves it with (conftest.py says why)
 # Within the bounds (sent padded), odd sides, a wide strip, under the 12,544 px minimum (scaled up), an A4 scan
 # at 300 DPI (8.7 MP: scaled down to the cap, 3,600 image tokens).
 SIZES = [(560, 784), (641, 1799), (2000, 300), (100, 50), (2480, 3508)]
-
-
-@pytest.fixture(scope="module")
-def server(real_servers: RealServers) -> RealVllmServer:
-    return real_servers.get(MODEL, PlanOverrides(max_pixels=CAP))
-
-
-@pytest.fixture(scope="module")
-def gateway(server: RealVllmServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayServer]:
-    store = tmp_path_factory.mktemp("store") / "store.sqlite3"
-    gw = start_gateway(MODEL, [server.base_url], store, model_max_pixels={MODEL: CAP})
-    yield gw
-    gw.stop()
 
 
 @pytest.fixture(scope="module")

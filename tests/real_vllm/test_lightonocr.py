@@ -9,11 +9,8 @@ image alone for OCR, `grounding` for layout, the config's sampling) is accepted,
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from tests.real_vllm.conftest import RealServers
 from tests.real_vllm.gateway_pages import (
     PAGE,
     assert_boxes_inside,
@@ -23,7 +20,6 @@ from tests.real_vllm.gateway_pages import (
     post_file,
     prompt_tokens_per_attempt,
     sent_size,
-    start_gateway,
 )
 from tests.real_vllm.vllm_server import RealVllmServer
 from tests.running_gateway import GatewayServer
@@ -34,18 +30,6 @@ MODEL = "lightonocr"
 TOKEN_SIDE = 28  # Pixtral's 14 px patches merged 2 x 2
 # What the chat template wraps around the image: "<|im_start|>user\n", "<|im_end|>\n<|im_start|>assistant\n".
 OCR_TEXT_TOKENS = 16
-
-
-@pytest.fixture(scope="module")
-def server(real_servers: RealServers) -> RealVllmServer:
-    return real_servers.get(MODEL)
-
-
-@pytest.fixture(scope="module")
-def gateway(server: RealVllmServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayServer]:
-    gw = start_gateway(MODEL, [server.base_url], tmp_path_factory.mktemp("store") / "store.sqlite3")
-    yield gw
-    gw.stop()
 
 
 # (width, height): whole patches inside the bounds; odd sides (padded); a page over the 1540 px side (the

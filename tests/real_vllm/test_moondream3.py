@@ -16,14 +16,12 @@ sizes below are what a client might send: the config's own bounds, and sizes out
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.real_vllm.conftest import RealServers
-from tests.real_vllm.gateway_pages import blank_png, start_gateway, template_tokens
+from tests.real_vllm.gateway_pages import blank_png, template_tokens
 from tests.real_vllm.vllm_server import RealVllmServer
 from tests.running_gateway import GatewayServer
 
@@ -34,18 +32,6 @@ QUESTION = "What is written on this page?"
 # (width, height): the policy's minimum (one 378 px crop), 2 x 3 crops, the policy's maximum (12 crops' pixels),
 # smaller than one crop, and a wide strip past the maximum.
 SIZES = [(378, 378), (756, 1134), (1134, 1512), (200, 150), (3000, 400)]
-
-
-@pytest.fixture(scope="module")
-def server(real_servers: RealServers) -> RealVllmServer:
-    return real_servers.get(MODEL)
-
-
-@pytest.fixture(scope="module")
-def gateway(server: RealVllmServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayServer]:
-    gw = start_gateway(MODEL, [server.base_url], tmp_path_factory.mktemp("store") / "store.sqlite3")
-    yield gw
-    gw.stop()
 
 
 def _messages(image: bytes | None) -> list[dict[str, Any]]:

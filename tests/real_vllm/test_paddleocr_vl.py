@@ -9,19 +9,15 @@ only (the page's boxes come from a separate detector in PaddleOCR's pipeline).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from tests.real_vllm.backends import IMAGE_OVERHEAD
-from tests.real_vllm.conftest import RealServers
 from tests.real_vllm.gateway_pages import (
     assert_image_tokens_counted,
     assert_ocr_page_well_formed,
     blank_png,
     official_prompt,
     post_file,
-    start_gateway,
     template_tokens,
 )
 from tests.real_vllm.vllm_server import RealVllmServer
@@ -33,18 +29,6 @@ MODEL = "paddleocr-vl"
 # Within the bounds (sent padded), odd sides, a wide strip, under the minimum (scaled up), an A4 scan at 300 DPI
 # (8.7 MP: scaled down to the 2,822,400 px cap).
 SIZES = [(560, 784), (641, 1799), (2000, 300), (100, 50), (2480, 3508)]
-
-
-@pytest.fixture(scope="module")
-def server(real_servers: RealServers) -> RealVllmServer:
-    return real_servers.get(MODEL)
-
-
-@pytest.fixture(scope="module")
-def gateway(server: RealVllmServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayServer]:
-    gw = start_gateway(MODEL, [server.base_url], tmp_path_factory.mktemp("store") / "store.sqlite3")
-    yield gw
-    gw.stop()
 
 
 @pytest.fixture(scope="module")

@@ -71,8 +71,9 @@ class Launch:
 
 
 def launcher_plan(model_name: str, overrides: PlanOverrides | None = None) -> tuple[ModelConfig, ModelPlan]:
-    """The config and the plan `python -m launchers up --gpu-mem 16 MODEL` would use; `overrides` replace the
-    profile's settings as a profile's own overrides would (e.g. a lower pixel cap)."""
+    """The config and the plan `python -m launchers up --gpu-mem 16 MODEL` would use (24 for the models in
+    PLAN_GPU_GIB_FOR); `overrides` replace the profile's settings as a profile's own would (e.g. a lower pixel
+    cap). A plan that does not fit is refused: the launchers would not start it."""
     plan, configs = resolve_plan(
         profile=None, gpu_mem=PLAN_GPU_GIB_FOR.get(model_name, PLAN_GPU_GIB), models=[model_name]
     )
@@ -92,19 +93,15 @@ def serving_argv(model_name: str, model_dir: Path, port: int, overrides: PlanOve
     if argv[:3] != ["vllm", "serve", config.hf_repo]:
         raise AssertionError(f"unexpected launcher argv: {argv}")
     out = [str(venv_dir() / "bin" / "vllm"), "serve", str(model_dir)]
+    dropped = ("--revision", "--gpu-memory-utilization")
+    replaced = {"--tokenizer": str(model_dir), "--max-model-len": str(CPU_MAX_MODEL_LEN)}
     rest = argv[3:]
     i = 0
     while i < len(rest):
         flag = rest[i]
-        if flag in ("--revision", "--gpu-memory-utilization"):
-            i += 2
-            continue
-        if flag == "--tokenizer":
-            out += [flag, str(model_dir)]
-            i += 2
-            continue
-        if flag == "--max-model-len":
-            out += [flag, str(CPU_MAX_MODEL_LEN)]
+        if flag in dropped or flag in replaced:  # each takes a value
+            if flag in replaced:
+                out += [flag, replaced[flag]]
             i += 2
             continue
         out.append(flag)
